@@ -1,0 +1,258 @@
+//! The executor: finds the `kfuzz` virtio-serial port, sends the handshake, answers requests.
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kfuzz_wire::{
+    read_msg, write_msg, Features, GuestMsg, Handshake, HostMsg, ProbeResult, WireError,
+};
+
+use crate::kcov::{self, Kcov};
+
+/// `/dev/vportNpM` whose sysfs name is `kfuzz`; waits for it to appear.
+fn find_port(timeout: Duration) -> Option<PathBuf> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(entries) = std::fs::read_dir("/sys/class/virtio-ports") {
+            for e in entries.flatten() {
+                let name = std::fs::read_to_string(e.path().join("name")).unwrap_or_default();
+                if name.trim() == kfuzz_wire::PORT_NAME {
+                    let dev = PathBuf::from("/dev").join(e.file_name());
+                    if dev.exists() {
+                        return Some(dev);
+                    }
+                }
+            }
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The second UART, wired by kfuzz to its fallback socket.
+const FALLBACK_TTY: &str = "/dev/ttyS1";
+
+/// Puts a tty in raw mode so the binary protocol passes untouched.
+fn make_raw(f: &std::fs::File) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: termios calls on an open fd with a zeroed, then filled, struct.
+    unsafe {
+        let mut t: libc::termios = std::mem::zeroed();
+        if libc::tcgetattr(f.as_raw_fd(), &mut t) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        libc::cfmakeraw(&mut t);
+        if libc::tcsetattr(f.as_raw_fd(), libc::TCSANOW, &t) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+pub fn run() -> i32 {
+    // A kfuzz-built kernel has the virtio console built in and the port shows up before init
+    // runs; other kernels (a distribution's, with virtio_console as a module) get the UART.
+    let (port, tty) = match find_port(Duration::from_secs(3)) {
+        Some(p) => (p, false),
+        None => {
+            println!(
+                "kfuzz-executor: no virtio-serial port named {:?}, using {FALLBACK_TTY}",
+                kfuzz_wire::PORT_NAME
+            );
+            (PathBuf::from(FALLBACK_TTY), true)
+        }
+    };
+    let chan = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&port);
+    if tty {
+        if let Ok(f) = &chan {
+            if let Err(e) = make_raw(f) {
+                eprintln!("kfuzz-executor: raw mode on {FALLBACK_TTY}: {e}");
+            }
+        }
+    }
+    let mut chan = match chan {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("kfuzz-executor: cannot open {}: {e}", port.display());
+            return 1;
+        }
+    };
+    let hello = GuestMsg::Handshake(handshake());
+    if let Err(e) = write_msg(&mut chan, &hello) {
+        eprintln!("kfuzz-executor: handshake: {e}");
+        return 1;
+    }
+    println!("kfuzz-executor: handshake sent on {}", port.display());
+    loop {
+        let msg: HostMsg = match read_msg(&mut chan) {
+            Ok(m) => m,
+            // The host is not connected (yet or any more): wait for it.
+            Err(WireError::Closed) => {
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+            Err(e) => {
+                eprintln!("kfuzz-executor: {e}");
+                return 1;
+            }
+        };
+        let reply = match msg {
+            HostMsg::Command { argv, timeout_ms } => {
+                run_command(&argv, Duration::from_millis(timeout_ms))
+            }
+            HostMsg::CoverageProbe => GuestMsg::CoverageProbe(coverage_probe()),
+            HostMsg::Shutdown => {
+                println!("kfuzz-executor: powering off");
+                // SAFETY: sync and reboot(2) take no pointers.
+                unsafe {
+                    libc::sync();
+                    libc::reboot(libc::RB_POWER_OFF);
+                }
+                return 0;
+            }
+        };
+        if let Err(e) = write_msg(&mut chan, &reply) {
+            eprintln!("kfuzz-executor: reply: {e}");
+            return 1;
+        }
+    }
+}
+
+fn handshake() -> Handshake {
+    // SAFETY: uname/sysinfo fill plain structs.
+    let release = unsafe {
+        let mut u: libc::utsname = std::mem::zeroed();
+        libc::uname(&mut u);
+        std::ffi::CStr::from_ptr(u.release.as_ptr())
+            .to_string_lossy()
+            .into_owned()
+    };
+    let memory_kib = unsafe {
+        let mut si: libc::sysinfo = std::mem::zeroed();
+        libc::sysinfo(&mut si);
+        si.totalram as u64 * si.mem_unit as u64 / 1024
+    };
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    let exists = |p: &str| std::path::Path::new(p).exists();
+    let kcov = exists(kcov::KCOV_PATH);
+    let features = Features {
+        kcov,
+        kcov_trace_cmp: kcov && kcov::supports(kcov::KCOV_TRACE_CMP),
+        kasan: kernel_log().contains("KernelAddressSanitizer initialized"),
+        lockdep: exists("/proc/lockdep"),
+        user_namespaces: exists("/proc/self/ns/user"),
+        fault_injection: exists("/proc/self/make-it-fail") || exists("/sys/kernel/debug/failslab"),
+        lkdtm: exists("/sys/kernel/debug/provoke-crash/DIRECT"),
+    };
+    Handshake {
+        protocol: kfuzz_wire::PROTOCOL_VERSION,
+        release,
+        cpus,
+        memory_kib,
+        features,
+    }
+}
+
+/// The kernel ring buffer (syslog(2) READ_ALL), as text.
+fn kernel_log() -> String {
+    let mut buf = vec![0u8; 1 << 20];
+    // SAFETY: the buffer is valid for its length.
+    let n = unsafe { libc::klogctl(3, buf.as_mut_ptr().cast(), buf.len() as libc::c_int) };
+    if n <= 0 {
+        return String::new();
+    }
+    buf.truncate(n as usize);
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+fn run_command(argv: &[String], timeout: Duration) -> GuestMsg {
+    let Some((prog, args)) = argv.split_first() else {
+        return GuestMsg::Error("empty command".into());
+    };
+    let mut child = match Command::new(prog)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .current_dir("/tmp")
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => return GuestMsg::Error(format!("cannot run {prog}: {e}")),
+    };
+    let collect = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let out = child.stdout.take().map(|s| collect(Box::new(s)));
+    let err = child.stderr.take().map(|s| collect(Box::new(s)));
+    let deadline = Instant::now() + timeout;
+    let mut timed_out = false;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break Some(s),
+            Ok(None) if Instant::now() > deadline => {
+                timed_out = true;
+                let _ = child.kill();
+                break child.wait().ok();
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Err(_) => break None,
+        }
+    };
+    use std::os::unix::process::ExitStatusExt;
+    GuestMsg::CommandDone {
+        status: status.and_then(|s| s.code()),
+        signal: status.and_then(|s| s.signal()),
+        timed_out,
+        stdout: out.and_then(|h| h.join().ok()).unwrap_or_default(),
+        stderr: err.and_then(|h| h.join().ok()).unwrap_or_default(),
+    }
+}
+
+/// KCOV on this thread around getppid + pipe/write/read/close; distinct PCs.
+fn coverage_probe() -> Result<ProbeResult, String> {
+    if !std::path::Path::new(kcov::KCOV_PATH).exists() {
+        return Err(format!(
+            "this kernel has no KCOV ({} is missing: CONFIG_KCOV is off)",
+            kcov::KCOV_PATH
+        ));
+    }
+    let k = Kcov::open(256 << 10).map_err(|e| format!("cannot open {}: {e}", kcov::KCOV_PATH))?;
+    k.enable(kcov::KCOV_TRACE_PC)
+        .map_err(|e| format!("KCOV_ENABLE: {e}"))?;
+    // SAFETY: plain syscalls on our own fds and stack buffers.
+    unsafe {
+        libc::getppid();
+        let mut fds = [0 as libc::c_int; 2];
+        if libc::pipe(fds.as_mut_ptr()) == 0 {
+            let msg = b"kfuzz";
+            libc::write(fds[1], msg.as_ptr().cast(), msg.len());
+            let mut buf = [0u8; 8];
+            libc::read(fds[0], buf.as_mut_ptr().cast(), buf.len());
+            libc::close(fds[0]);
+            libc::close(fds[1]);
+        }
+    }
+    let pcs = k.pcs();
+    let _ = k.disable();
+    let distinct: HashSet<u64> = pcs.iter().copied().collect();
+    Ok(ProbeResult {
+        distinct_pcs: distinct.len() as u64,
+        total_pcs: pcs.len() as u64,
+        syscalls: ["getppid", "pipe", "write", "read", "close"]
+            .map(String::from)
+            .to_vec(),
+    })
+}

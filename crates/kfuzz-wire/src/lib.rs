@@ -1,0 +1,221 @@
+//! The host⇄guest protocol: versioned, length-prefixed messages shared by `kfuzz` (host) and
+//! `kfuzz-executor` (guest). Each frame is a little-endian `u32` payload length followed by the
+//! payload, a `postcard`-encoded [`HostMsg`] or [`GuestMsg`]. No I/O policy lives here: callers
+//! own the streams, timeouts and retries.
+
+use std::io::{Read, Write};
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+/// Bumped on every incompatible change; the handshake refuses a mismatch.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Frames larger than this are refused rather than allocated.
+pub const MAX_FRAME: u32 = 64 << 20;
+
+/// The name of the virtio-serial port the executor looks for (`/sys/class/virtio-ports/*/name`).
+pub const PORT_NAME: &str = "kfuzz";
+
+/// What the kernel in the guest offers the fuzzer, as found by the executor at start.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Features {
+    /// `/sys/kernel/debug/kcov` exists.
+    pub kcov: bool,
+    /// KCOV accepts `KCOV_TRACE_CMP` (CONFIG_KCOV_ENABLE_COMPARISONS).
+    pub kcov_trace_cmp: bool,
+    /// The kernel log says KASAN is initialised.
+    pub kasan: bool,
+    /// `/proc/lockdep` exists (CONFIG_LOCKDEP).
+    pub lockdep: bool,
+    /// `/proc/self/ns/user` exists (CONFIG_USER_NS).
+    pub user_namespaces: bool,
+    /// `/proc/self/make-it-fail` or `/sys/kernel/debug/failslab` exists.
+    pub fault_injection: bool,
+    /// `/sys/kernel/debug/provoke-crash/DIRECT` exists (CONFIG_LKDTM).
+    pub lkdtm: bool,
+}
+
+impl Features {
+    /// `(name, present)` pairs, in a stable order, for printing.
+    pub fn list(&self) -> [(&'static str, bool); 7] {
+        [
+            ("kcov", self.kcov),
+            ("kcov-cmp", self.kcov_trace_cmp),
+            ("kasan", self.kasan),
+            ("lockdep", self.lockdep),
+            ("userns", self.user_namespaces),
+            ("fault-injection", self.fault_injection),
+            ("lkdtm", self.lkdtm),
+        ]
+    }
+}
+
+/// The executor's first message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Handshake {
+    pub protocol: u32,
+    /// `uname -r`.
+    pub release: String,
+    pub cpus: u32,
+    pub memory_kib: u64,
+    pub features: Features,
+}
+
+/// Host → guest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HostMsg {
+    /// Run a program from the guest's PATH and return its output and status.
+    Command { argv: Vec<String>, timeout_ms: u64 },
+    /// Enable KCOV on a thread, do a few real syscalls, count distinct kernel PCs.
+    CoverageProbe,
+    /// Power the guest off.
+    Shutdown,
+}
+
+/// Guest → host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GuestMsg {
+    Handshake(Handshake),
+    CommandDone {
+        /// Exit code, or None when killed by a signal or the timeout.
+        status: Option<i32>,
+        /// The signal that ended it, if any.
+        signal: Option<i32>,
+        timed_out: bool,
+        stdout: Vec<u8>,
+        stderr: Vec<u8>,
+    },
+    CoverageProbe(Result<ProbeResult, String>),
+    /// A request failed before it could run (e.g. the program does not exist).
+    Error(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeResult {
+    /// Distinct PCs reported by KCOV for the probe's syscalls.
+    pub distinct_pcs: u64,
+    /// All PCs, repeats included.
+    pub total_pcs: u64,
+    /// The syscalls the probe made.
+    pub syscalls: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    #[error("i/o error on the guest channel: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the peer closed the channel")]
+    Closed,
+    #[error("frame of {0} bytes is larger than the {MAX_FRAME}-byte limit")]
+    TooLarge(u32),
+    #[error("cannot decode a message: {0}")]
+    Decode(#[from] postcard::Error),
+}
+
+/// Writes one frame and flushes.
+pub fn write_msg<W: Write, T: Serialize>(w: &mut W, msg: &T) -> Result<(), WireError> {
+    let payload = postcard::to_stdvec(msg)?;
+    let len = u32::try_from(payload.len()).map_err(|_| WireError::TooLarge(u32::MAX))?;
+    if len > MAX_FRAME {
+        return Err(WireError::TooLarge(len));
+    }
+    let mut frame = Vec::with_capacity(4 + payload.len());
+    frame.extend_from_slice(&len.to_le_bytes());
+    frame.extend_from_slice(&payload);
+    w.write_all(&frame)?;
+    w.flush()?;
+    Ok(())
+}
+
+/// Reads one frame. A clean end of stream before a frame starts is [`WireError::Closed`].
+pub fn read_msg<R: Read, T: DeserializeOwned>(r: &mut R) -> Result<T, WireError> {
+    let mut len = [0u8; 4];
+    let mut got = 0;
+    while got < 4 {
+        match r.read(&mut len[got..]) {
+            Ok(0) => {
+                return Err(if got == 0 {
+                    WireError::Closed
+                } else {
+                    WireError::Io(std::io::ErrorKind::UnexpectedEof.into())
+                })
+            }
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let len = u32::from_le_bytes(len);
+    if len > MAX_FRAME {
+        return Err(WireError::TooLarge(len));
+    }
+    let mut payload = vec![0u8; len as usize];
+    r.read_exact(&mut payload)?;
+    Ok(postcard::from_bytes(&payload)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_through_frames() {
+        let msgs = vec![
+            GuestMsg::Handshake(Handshake {
+                protocol: PROTOCOL_VERSION,
+                release: "6.12.117".into(),
+                cpus: 2,
+                memory_kib: 512 * 1024,
+                features: Features {
+                    kcov: true,
+                    lkdtm: true,
+                    ..Default::default()
+                },
+            }),
+            GuestMsg::CommandDone {
+                status: Some(0),
+                signal: None,
+                timed_out: false,
+                stdout: b"6.12.117\n".to_vec(),
+                stderr: vec![],
+            },
+            GuestMsg::CoverageProbe(Ok(ProbeResult {
+                distinct_pcs: 120,
+                total_pcs: 300,
+                syscalls: vec!["getppid".into()],
+            })),
+        ];
+        let mut buf = Vec::new();
+        for m in &msgs {
+            write_msg(&mut buf, m).unwrap();
+        }
+        let mut r = &buf[..];
+        for m in &msgs {
+            let got: GuestMsg = read_msg(&mut r).unwrap();
+            assert_eq!(&got, m);
+        }
+        assert!(matches!(
+            read_msg::<_, GuestMsg>(&mut r),
+            Err(WireError::Closed)
+        ));
+    }
+
+    #[test]
+    fn oversized_and_truncated_frames_are_errors_not_panics() {
+        let mut r = &[0xff, 0xff, 0xff, 0xff][..];
+        assert!(matches!(
+            read_msg::<_, HostMsg>(&mut r),
+            Err(WireError::TooLarge(_))
+        ));
+        let mut r = &[5, 0, 0, 0, 1][..];
+        assert!(matches!(
+            read_msg::<_, HostMsg>(&mut r),
+            Err(WireError::Io(_))
+        ));
+        let mut r = &[1, 0, 0, 0, 200][..];
+        assert!(matches!(
+            read_msg::<_, HostMsg>(&mut r),
+            Err(WireError::Decode(_))
+        ));
+    }
+}

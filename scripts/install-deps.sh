@@ -1,0 +1,20 @@
+#!/bin/sh
+# Installs the Debian 12 packages kfuzz and its tests need. Safe to run again.
+set -eu
+PKGS="make gcc flex bison bc perl cpio libelf-dev libssl-dev xz-utils \
+      qemu-system-x86 busybox-static debootstrap linux-source-6.12 pkg-config git"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO=sudo
+    echo "installing:$missing"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "cargo not found: install Rust with rustup (https://rustup.rs), then run this again" >&2
+    exit 1
+fi

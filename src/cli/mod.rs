@@ -1,0 +1,71 @@
+//! clap definitions. One file per subcommand: parse, call into an operation, print.
+
+pub mod boot;
+pub mod build;
+pub mod doctor;
+pub mod init;
+
+use clap::{Parser, Subcommand};
+
+use crate::shell::{MessageFormat, Shell, Verbosity};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kfuzz",
+    version,
+    about = "Build, boot and fuzz the Linux kernel in this checkout",
+    long_about = "kfuzz is a cargo-style build-and-fuzz driver for the Linux kernel.\n\n\
+                  In a kernel checkout: `kfuzz init` writes kfuzz.toml and .kfuzz/, `kfuzz build` \
+                  builds a fuzzing kernel with every requested debug option verified."
+)]
+pub struct Cli {
+    /// Print nothing but errors and results
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print more about each step
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// Output for humans or one JSON object per line for tools
+    #[arg(long, global = true, value_enum, default_value_t = MessageFormat::Human)]
+    pub message_format: MessageFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Init(init::Args),
+    Build(build::Args),
+    Doctor(doctor::Args),
+    Boot(boot::Args),
+}
+
+impl Cli {
+    pub fn shell(&self) -> Shell {
+        let v = if self.quiet {
+            Verbosity::Quiet
+        } else if self.verbose {
+            Verbosity::Verbose
+        } else {
+            Verbosity::Normal
+        };
+        Shell::new(v, self.message_format)
+    }
+}
+
+/// Runs the command; the returned code is the process exit status.
+pub fn run(cli: Cli, shell: &Shell) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Init(a) => init::exec(a, shell),
+        Command::Build(a) => build::exec(a, shell),
+        Command::Doctor(a) => doctor::exec(a, shell),
+        Command::Boot(a) => boot::exec(a, shell),
+    }
+}
+
+/// The kernel tree containing the current directory.
+pub fn current_tree() -> anyhow::Result<crate::kernel::tree::KernelTree> {
+    let cwd = std::env::current_dir()
+        .map_err(|e| anyhow::anyhow!("cannot read the current directory: {e}"))?;
+    crate::kernel::tree::KernelTree::find(&cwd)
+}

@@ -1,0 +1,7 @@
+//! The kernel side of kfuzz: the tree, its configuration, the compiler, the build.
+
+pub mod build;
+pub mod compiler;
+pub mod fragments;
+pub mod kconfig;
+pub mod tree;

@@ -1,0 +1,10 @@
+//! kfuzz as a library: the operations behind the `kfuzz` command, usable without the CLI.
+
+pub mod cli;
+pub mod guest;
+pub mod host;
+pub mod kernel;
+pub mod manifest;
+pub mod project;
+pub mod shell;
+pub mod vm;

@@ -1,0 +1,126 @@
+//! Everything kfuzz prints goes through `Shell`: cargo's voice (a right-aligned green verb, one line
+//! per step), `-q`/`-v`, and `--message-format json` for tools. Operations never print directly.
+
+use std::io::{IsTerminal, Write};
+
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum MessageFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    Quiet,
+    Normal,
+    Verbose,
+}
+
+#[derive(Clone, Debug)]
+pub struct Shell {
+    pub verbosity: Verbosity,
+    pub format: MessageFormat,
+    color: bool,
+    term: bool,
+}
+
+impl Shell {
+    pub fn new(verbosity: Verbosity, format: MessageFormat) -> Shell {
+        let term = std::io::stderr().is_terminal();
+        let color = term && std::env::var_os("NO_COLOR").is_none();
+        Shell {
+            verbosity,
+            format,
+            color,
+            term,
+        }
+    }
+
+    /// True when stderr is a terminal and live progress (bars, redrawn lines) makes sense.
+    pub fn is_term(&self) -> bool {
+        self.term && self.verbosity != Verbosity::Quiet && self.format == MessageFormat::Human
+    }
+
+    fn verb(&self, verb: &str, style: console::Style) -> String {
+        let padded = format!("{verb:>12}");
+        if self.color {
+            style.bold().apply_to(padded).to_string()
+        } else {
+            padded
+        }
+    }
+
+    /// `   Compiling linux 6.12 (minimal)` — a step, in green.
+    pub fn status(&self, verb: &str, message: impl std::fmt::Display) {
+        if self.verbosity == Verbosity::Quiet || self.format == MessageFormat::Json {
+            return;
+        }
+        let v = self.verb(verb, console::Style::new().green());
+        let _ = writeln!(std::io::stderr(), "{v} {message}");
+    }
+
+    /// A notice the user should read (e.g. "no usable KVM, using TCG"), in yellow.
+    pub fn note(&self, verb: &str, message: impl std::fmt::Display) {
+        if self.verbosity == Verbosity::Quiet || self.format == MessageFormat::Json {
+            return;
+        }
+        let v = self.verb(verb, console::Style::new().yellow());
+        let _ = writeln!(std::io::stderr(), "{v} {message}");
+    }
+
+    /// Details shown with `-v` only.
+    pub fn verbose(&self, verb: &str, message: impl std::fmt::Display) {
+        if self.verbosity == Verbosity::Verbose {
+            self.status(verb, message);
+        }
+    }
+
+    /// `warning: ...` — always shown in human mode, even with -q.
+    pub fn warn(&self, message: impl std::fmt::Display) {
+        if self.format == MessageFormat::Json {
+            return;
+        }
+        let w = if self.color {
+            console::style("warning").yellow().bold().to_string()
+        } else {
+            "warning".to_string()
+        };
+        let _ = writeln!(std::io::stderr(), "{w}: {message}");
+    }
+
+    /// `error: ...` with anyhow's cause chain, cargo style.
+    pub fn error(&self, err: &anyhow::Error) {
+        let e = if self.color {
+            console::style("error").red().bold().to_string()
+        } else {
+            "error".to_string()
+        };
+        let mut out = std::io::stderr();
+        let _ = writeln!(out, "{e}: {err}");
+        for cause in err.chain().skip(1) {
+            let _ = writeln!(out, "\nCaused by:\n  {cause}");
+        }
+    }
+
+    /// One JSON object on stdout (with `--message-format json` only).
+    pub fn json<T: Serialize>(&self, message: &T) {
+        if self.format != MessageFormat::Json {
+            return;
+        }
+        if let Ok(line) = serde_json::to_string(message) {
+            let mut out = std::io::stdout();
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        }
+    }
+
+    /// A plain line of program output on stdout (human mode; results, not progress).
+    pub fn println(&self, line: impl std::fmt::Display) {
+        if self.format == MessageFormat::Human {
+            println!("{line}");
+        }
+    }
+}

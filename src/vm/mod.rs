@@ -1,0 +1,246 @@
+//! QEMU VMs running the kfuzz guest: the command line, the lifecycle, the console log, and the
+//! channel to the executor. Everything about one hypervisor lives here; callers see `Vm`.
+
+pub mod boot;
+pub mod console;
+pub mod qemu;
+pub mod reaper;
+
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use kfuzz_wire::{GuestMsg, Handshake, HostMsg, WireError};
+
+pub use qemu::{Accel, VmSpec};
+
+/// A running QEMU process and its channel. Dropping it kills QEMU.
+pub struct Vm {
+    pub index: usize,
+    pub dir: PathBuf,
+    child: Child,
+    console: console::Console,
+    chan: Option<UnixStream>,
+    /// Messages from each channel socket, tagged with the socket's index.
+    rx: Option<Receiver<(usize, Result<GuestMsg, WireError>)>>,
+    /// The socket the executor answered on.
+    active: Option<usize>,
+    started: Instant,
+    timeout_scale: u32,
+}
+
+impl Vm {
+    /// Starts QEMU. Call this from a thread that outlives the VM: QEMU gets SIGKILL when the thread
+    /// that spawned it exits (PR_SET_PDEATHSIG), so that even `kill -9 kfuzz` leaves no QEMU behind.
+    pub fn start(spec: &VmSpec, index: usize) -> anyhow::Result<Vm> {
+        let dir = spec.work_dir.join(format!("vm{index}"));
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        for sock in qemu::channel_sockets(&dir) {
+            let _ = std::fs::remove_file(sock);
+        }
+        let log = dir.join("console.log");
+        let mut cmd = qemu::command(spec, &dir);
+        reaper::prepare(&mut cmd);
+        let started = Instant::now();
+        let mut child = cmd.spawn().with_context(|| {
+            format!(
+                "cannot start {} (Debian: apt-get install qemu-system-x86)",
+                qemu::QEMU
+            )
+        })?;
+        reaper::register(child.id());
+        let console = console::Console::capture(&mut child, &log)?;
+        Ok(Vm {
+            index,
+            dir,
+            child,
+            console,
+            chan: None,
+            rx: None,
+            active: None,
+            started,
+            timeout_scale: spec.accel.timeout_scale(),
+        })
+    }
+
+    pub fn console_log(&self) -> PathBuf {
+        self.dir.join("console.log")
+    }
+
+    /// Base timeouts are for KVM; under TCG they are multiplied.
+    pub fn scaled(&self, d: Duration) -> Duration {
+        d * self.timeout_scale
+    }
+
+    /// Connects to the channel sockets and waits for the executor's handshake on one of them.
+    pub fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<(Handshake, Duration)> {
+        let deadline = self.started + timeout;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut streams = Vec::new();
+        for (i, sock) in qemu::channel_sockets(&self.dir).iter().enumerate() {
+            let stream = loop {
+                if let Some(status) = self.child.try_wait().context("waiting for QEMU")? {
+                    return Err(self.boot_failure(&format!(
+                        "QEMU exited ({status}) before the executor answered"
+                    )));
+                }
+                match UnixStream::connect(sock) {
+                    Ok(s) => break s,
+                    Err(_) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(20))
+                    }
+                    Err(e) => bail!("cannot connect to {}: {e}", sock.display()),
+                }
+            };
+            let reader = stream.try_clone().context("cloning a channel socket")?;
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let mut reader = std::io::BufReader::new(reader);
+                loop {
+                    let msg = kfuzz_wire::read_msg::<_, GuestMsg>(&mut reader);
+                    let stop = msg.is_err();
+                    if tx.send((i, msg)).is_err() || stop {
+                        break;
+                    }
+                }
+            });
+            streams.push(stream);
+        }
+        self.rx = Some(rx);
+        match self.recv(deadline)? {
+            (i, GuestMsg::Handshake(h)) => {
+                if h.protocol != kfuzz_wire::PROTOCOL_VERSION {
+                    bail!(
+                        "the guest executor speaks protocol {} but this kfuzz speaks {}",
+                        h.protocol,
+                        kfuzz_wire::PROTOCOL_VERSION
+                    );
+                }
+                self.active = Some(i);
+                self.chan = Some(streams.swap_remove(i));
+                Ok((h, self.started.elapsed()))
+            }
+            (_, other) => bail!("expected a handshake from the executor, got {other:?}"),
+        }
+    }
+
+    /// The next message from the active socket (before the handshake: from any socket; a socket
+    /// that fails then is only given up on).
+    fn recv(&mut self, deadline: Instant) -> anyhow::Result<(usize, GuestMsg)> {
+        let Some(rx) = &self.rx else {
+            bail!("the channel is not connected")
+        };
+        let mut failed = 0;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left.min(Duration::from_millis(200))) {
+                Ok((i, msg)) if self.active.is_none_or(|a| a == i) => match msg {
+                    Ok(m) => return Ok((i, m)),
+                    Err(e) if self.active.is_some() || failed + 1 >= 2 => {
+                        return Err(self.boot_failure(&format!("the guest channel failed: {e}")));
+                    }
+                    Err(_) => failed += 1,
+                },
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) => {
+                    if let Some(status) = self.child.try_wait().context("waiting for QEMU")? {
+                        return Err(self.boot_failure(&format!("QEMU exited ({status})")));
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(self.boot_failure("timed out waiting for the executor"));
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(self.boot_failure("the guest channel closed"));
+                }
+            }
+        }
+    }
+
+    /// An error that quotes the last console lines, the place a kernel says why it died.
+    fn boot_failure(&self, what: &str) -> anyhow::Error {
+        // Give the console thread a moment to drain what QEMU printed last.
+        std::thread::sleep(Duration::from_millis(100));
+        let tail = self.console.tail_lines(25);
+        let panic = tail
+            .iter()
+            .find(|l| l.contains("Kernel panic") || l.contains("BUG:"));
+        let mut msg = format!(
+            "vm{}: {what} after {:.1}s",
+            self.index,
+            self.started.elapsed().as_secs_f64()
+        );
+        if let Some(p) = panic {
+            msg.push_str(&format!("\n  {}", p.trim()));
+        }
+        msg.push_str(&format!(
+            "\nlast console lines ({}):",
+            self.console_log().display()
+        ));
+        for l in &tail {
+            msg.push_str(&format!("\n  | {l}"));
+        }
+        anyhow::anyhow!(msg)
+    }
+
+    fn request(&mut self, msg: &HostMsg, timeout: Duration) -> anyhow::Result<GuestMsg> {
+        let Some(chan) = self.chan.as_mut() else {
+            bail!("vm{}: not connected", self.index)
+        };
+        kfuzz_wire::write_msg(chan, msg)
+            .with_context(|| format!("vm{}: sending to the executor", self.index))?;
+        let _ = chan.flush();
+        Ok(self.recv(Instant::now() + timeout)?.1)
+    }
+
+    /// Runs `argv` in the guest.
+    pub fn command(&mut self, argv: &[String], timeout: Duration) -> anyhow::Result<GuestMsg> {
+        let msg = HostMsg::Command {
+            argv: argv.to_vec(),
+            timeout_ms: timeout.as_millis() as u64,
+        };
+        self.request(&msg, timeout + self.scaled(Duration::from_secs(10)))
+    }
+
+    pub fn coverage_probe(&mut self) -> anyhow::Result<GuestMsg> {
+        let t = self.scaled(Duration::from_secs(20));
+        self.request(&HostMsg::CoverageProbe, t)
+    }
+
+    /// Asks the guest to power off, then makes sure QEMU is gone.
+    pub fn shutdown(mut self) {
+        if let Some(chan) = self.chan.as_mut() {
+            let _ = kfuzz_wire::write_msg(chan, &HostMsg::Shutdown);
+        }
+        let deadline = Instant::now() + self.scaled(Duration::from_secs(5));
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Drop kills it.
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    pub fn log_dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        reaper::kill(self.child.id());
+        let _ = self.child.wait();
+        reaper::unregister(self.child.id());
+        self.console.join();
+    }
+}

@@ -1,0 +1,140 @@
+//! Shared by the integration tests: the real kernel tree (Debian's linux-source-6.12, unpacked
+//! once into ~/.cache/kfuzz), cheap per-test views of it, and the small test kernel that is built
+//! once and reused by every test that boots.
+#![allow(dead_code)]
+
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub const TARBALL: &str = "/usr/src/linux-source-6.12.tar.xz";
+
+pub fn cache_dir() -> PathBuf {
+    let base = std::env::var_os("KFUZZ_TEST_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("kfuzz")))
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/kfuzz")))
+        .expect("HOME is not set");
+    std::fs::create_dir_all(&base).expect("create the test cache dir");
+    base
+}
+
+/// An exclusive lock held while the guard lives (flock on a file in the cache dir), so that test
+/// binaries running at the same time do not unpack or build twice.
+pub struct CacheLock(std::fs::File);
+
+pub fn lock(name: &str) -> CacheLock {
+    let path = cache_dir().join(format!("{name}.lock"));
+    let f = std::fs::File::create(&path).expect("create lock file");
+    // SAFETY: a valid open fd.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
+    assert_eq!(rc, 0, "flock {}", path.display());
+    CacheLock(f)
+}
+
+/// The unpacked linux-source-6.12 tree (read-only for tests).
+pub fn kernel_source() -> PathBuf {
+    if let Some(p) = std::env::var_os("KFUZZ_TEST_TREE") {
+        return PathBuf::from(p);
+    }
+    let tree = cache_dir().join("linux-source-6.12");
+    let _guard = lock("linux-source-6.12");
+    if tree.join("Makefile").is_file() && tree.join(".unpacked").exists() {
+        return tree;
+    }
+    assert!(
+        Path::new(TARBALL).exists(),
+        "{TARBALL} is missing: run scripts/install-deps.sh (Debian package linux-source-6.12) \
+         or set KFUZZ_TEST_TREE to an unpacked kernel tree"
+    );
+    let _ = std::fs::remove_dir_all(&tree);
+    let status = Command::new("tar")
+        .arg("-C")
+        .arg(cache_dir())
+        .arg("-xf")
+        .arg(TARBALL)
+        .status()
+        .expect("run tar");
+    assert!(status.success(), "unpacking {TARBALL} failed");
+    std::fs::write(tree.join(".unpacked"), "").expect("mark unpacked");
+    tree
+}
+
+/// A directory that looks like the kernel tree (a symlink per top-level entry) but where kfuzz
+/// can write its own kfuzz.toml and .kfuzz/ without touching the shared tree.
+pub fn tree_view(dir: &Path) -> PathBuf {
+    let src = kernel_source();
+    std::fs::create_dir_all(dir).expect("create view dir");
+    for entry in std::fs::read_dir(&src).expect("read the kernel tree") {
+        let entry = entry.expect("dir entry");
+        let name = entry.file_name();
+        if name == ".kfuzz" || name == "kfuzz.toml" || name == ".unpacked" {
+            continue;
+        }
+        let link = dir.join(&name);
+        if std::fs::symlink_metadata(&link).is_err() {
+            std::os::unix::fs::symlink(entry.path(), &link).expect("symlink into the tree");
+        }
+    }
+    dir.to_path_buf()
+}
+
+pub fn kfuzz() -> assert_cmd::Command {
+    assert_cmd::Command::cargo_bin("kfuzz").expect("the kfuzz binary")
+}
+
+pub fn stdout_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The manifest of the small kernel every booting test shares: the minimal base with the fuzzing
+/// fragments, KASAN for real memory-error reports, and LKDTM to provoke crashes on demand.
+pub const TEST_KERNEL_MANIFEST: &str = r#"[kernel]
+base = "minimal"
+fragments = ["fuzz-base", "qemu-guest", "kcov", "kasan"]
+config = ["CONFIG_LKDTM=y"]
+[vm]
+count = 1
+cpus = 1
+memory_mb = 512
+"#;
+
+/// The tree view of the shared test kernel (built on first use, cached in ~/.cache/kfuzz).
+pub fn test_kernel_tree() -> PathBuf {
+    let dir = cache_dir().join("test-kernel");
+    let tree = tree_view(&dir);
+    let manifest = tree.join("kfuzz.toml");
+    if std::fs::read_to_string(&manifest).ok().as_deref() != Some(TEST_KERNEL_MANIFEST) {
+        std::fs::write(&manifest, TEST_KERNEL_MANIFEST).expect("write the test kernel manifest");
+    }
+    tree
+}
+
+/// Builds the shared test kernel (a no-op when it is up to date) and returns the tree view and
+/// kfuzz's JSON `build-finished` message.
+pub fn build_test_kernel() -> (PathBuf, serde_json::Value) {
+    let tree = test_kernel_tree();
+    let _guard = lock("test-kernel");
+    let out = kfuzz()
+        .args(["build", "--message-format", "json"])
+        .current_dir(&tree)
+        .timeout(std::time::Duration::from_secs(60 * 60))
+        .output()
+        .expect("run kfuzz build");
+    assert!(
+        out.status.success(),
+        "building the test kernel failed:\n{}\n{}",
+        stderr_of(&out),
+        stdout_of(&out)
+    );
+    let msg = stdout_of(&out)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|m| m["reason"] == "build-finished")
+        .expect("a build-finished message");
+    (tree, msg)
+}
