@@ -172,3 +172,29 @@ fn sigint_mid_boot_leaves_no_qemu() {
 fn sigkill_mid_boot_leaves_no_qemu() {
     kill_mid_boot_leaves_no_qemu("-KILL");
 }
+
+#[test]
+fn a_distribution_kernel_boots_over_the_serial_fallback_with_features_absent() {
+    let kernel = common::debian_kernel();
+    let tmp = tempfile::tempdir().unwrap();
+    // Outside any kernel tree: --kernel alone is enough.
+    let out = kfuzz()
+        .args(["boot", "--message-format", "json", "--kernel"])
+        .arg(&kernel)
+        .args(["--", "uname", "-r"])
+        .current_dir(tmp.path())
+        .timeout(Duration::from_secs(900))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let r = reports(&out);
+    let release = r[0]["handshake"]["release"].as_str().unwrap();
+    assert!(release.ends_with("-amd64"), "{release}");
+    assert_eq!(r[0]["handshake"]["features"]["kcov"], false);
+    assert!(
+        r[0]["probe"]["Err"].as_str().unwrap().contains("no KCOV"),
+        "{}",
+        r[0]["probe"]
+    );
+    assert_eq!(r[0]["command"]["stdout"].as_str().unwrap().trim(), release);
+}

@@ -31,6 +31,7 @@ fn init_in_a_git_checkout_writes_manifest_workdir_and_only_excludes_kfuzz() {
     let out = kfuzz()
         .arg("init")
         .current_dir(tree.join("mm"))
+        .env("PWD", tree.join("mm"))
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));

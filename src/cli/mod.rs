@@ -64,8 +64,14 @@ pub fn run(cli: Cli, shell: &Shell) -> anyhow::Result<i32> {
 }
 
 /// The kernel tree containing the current directory.
+///
+/// The logical directory (`$PWD`) is preferred when it names the same directory, so that a tree
+/// reached through a symlink is found where the user is, not where the link points.
 pub fn current_tree() -> anyhow::Result<crate::kernel::tree::KernelTree> {
     let cwd = std::env::current_dir()
         .map_err(|e| anyhow::anyhow!("cannot read the current directory: {e}"))?;
-    crate::kernel::tree::KernelTree::find(&cwd)
+    let logical = std::env::var_os("PWD")
+        .map(std::path::PathBuf::from)
+        .filter(|p| p.is_absolute() && p.canonicalize().ok() == cwd.canonicalize().ok());
+    crate::kernel::tree::KernelTree::find(&logical.unwrap_or(cwd))
 }

@@ -163,27 +163,45 @@ impl Vm {
     }
 
     /// An error that quotes the last console lines, the place a kernel says why it died.
-    fn boot_failure(&self, what: &str) -> anyhow::Error {
-        // Give the console thread a moment to drain what QEMU printed last.
+    fn boot_failure(&mut self, what: &str) -> anyhow::Error {
+        // A closed channel usually means QEMU is going away (a guest reset, or a panic with
+        // -no-reboot): say so, and give the console thread a moment to drain its last output.
+        let mut what = what.to_string();
+        for _ in 0..25 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                if !what.starts_with("QEMU exited") {
+                    what = format!("QEMU exited ({status}): {what}");
+                }
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         std::thread::sleep(Duration::from_millis(100));
-        let tail = self.console.tail_lines(25);
-        let panic = tail
-            .iter()
-            .find(|l| l.contains("Kernel panic") || l.contains("BUG:"));
+        let lines = self.console.tail_lines(usize::MAX);
         let mut msg = format!(
             "vm{}: {what} after {:.1}s",
             self.index,
             self.started.elapsed().as_secs_f64()
         );
-        if let Some(p) = panic {
+        // The line that says why, when the kernel said it (it precedes the stack dump).
+        let why = lines.iter().rev().find(|l| {
+            l.contains("Kernel panic") || l.contains("BUG:") || l.contains("general protection")
+        });
+        if let Some(p) = why {
             msg.push_str(&format!("\n  {}", p.trim()));
         }
-        msg.push_str(&format!(
-            "\nlast console lines ({}):",
-            self.console_log().display()
-        ));
-        for l in &tail {
-            msg.push_str(&format!("\n  | {l}"));
+        let log = self.console_log();
+        if lines.is_empty() {
+            msg.push_str(&format!(
+                "\nthe kernel printed nothing ({}): it died before its first console message \
+                 (not a bootable image, or a crash in early boot)",
+                log.display()
+            ));
+        } else {
+            msg.push_str(&format!("\nlast console lines ({}):", log.display()));
+            for l in &lines[lines.len().saturating_sub(20)..] {
+                msg.push_str(&format!("\n  | {l}"));
+            }
         }
         anyhow::anyhow!(msg)
     }

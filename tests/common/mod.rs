@@ -72,8 +72,11 @@ pub fn tree_view(dir: &Path) -> PathBuf {
             continue;
         }
         let link = dir.join(&name);
-        if std::fs::symlink_metadata(&link).is_err() {
-            std::os::unix::fs::symlink(entry.path(), &link).expect("symlink into the tree");
+        match std::os::unix::fs::symlink(entry.path(), &link) {
+            Ok(()) => {}
+            // Another test made the same view at the same time.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => panic!("symlink {} into the tree: {e}", link.display()),
         }
     }
     dir.to_path_buf()
@@ -137,4 +140,56 @@ pub fn build_test_kernel() -> (PathBuf, serde_json::Value) {
         .find(|m| m["reason"] == "build-finished")
         .expect("a build-finished message");
     (tree, msg)
+}
+
+/// Debian 12's own kernel (`linux-image-amd64`), unpacked into the cache once: a kernel kfuzz did
+/// not build, with virtio_console as a module and no KCOV.
+pub fn debian_kernel() -> PathBuf {
+    let dir = cache_dir().join("debian-kernel");
+    let _guard = lock("debian-kernel");
+    let find = || -> Option<PathBuf> {
+        std::fs::read_dir(dir.join("x/boot"))
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
+            })
+    };
+    if let Some(k) = find() {
+        return k;
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    let deps = Command::new("apt-cache")
+        .args(["depends", "linux-image-amd64"])
+        .output()
+        .expect("apt-cache");
+    let pkg = String::from_utf8_lossy(&deps.stdout)
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Depends: ").map(str::to_string))
+        .expect("linux-image-amd64 depends on a versioned kernel package (run apt-get update)");
+    let ok = Command::new("apt-get")
+        .args(["download", &pkg])
+        .current_dir(&dir)
+        .status()
+        .expect("apt-get download")
+        .success();
+    assert!(ok, "apt-get download {pkg} failed");
+    let deb = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "deb"))
+        .expect("the downloaded .deb");
+    let ok = Command::new("dpkg-deb")
+        .arg("-x")
+        .arg(&deb)
+        .arg(dir.join("x"))
+        .status()
+        .expect("dpkg-deb")
+        .success();
+    assert!(ok, "dpkg-deb -x {} failed", deb.display());
+    let _ = std::fs::remove_file(&deb);
+    find().expect("a vmlinuz in the kernel package")
 }

@@ -110,11 +110,13 @@ pub fn run() -> i32 {
             }
             HostMsg::CoverageProbe => GuestMsg::CoverageProbe(coverage_probe()),
             HostMsg::Shutdown => {
-                println!("kfuzz-executor: powering off");
+                println!("kfuzz-executor: shutting down");
+                // A reboot, not a power-off: QEMU runs with -no-reboot and exits on it, and it
+                // works on kernels without ACPI (kfuzz's minimal base), where power-off halts.
                 // SAFETY: sync and reboot(2) take no pointers.
                 unsafe {
                     libc::sync();
-                    libc::reboot(libc::RB_POWER_OFF);
+                    libc::reboot(libc::RB_AUTOBOOT);
                 }
                 return 0;
             }

@@ -68,7 +68,7 @@ pub enum HostMsg {
     Command { argv: Vec<String>, timeout_ms: u64 },
     /// Enable KCOV on a thread, do a few real syscalls, count distinct kernel PCs.
     CoverageProbe,
-    /// Power the guest off.
+    /// End the guest (QEMU exits).
     Shutdown,
 }
 
