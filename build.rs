@@ -37,6 +37,7 @@ fn main() {
             cmd.env_remove(k);
         }
     }
+    embed_descriptions(&root, &out);
     let status = cmd.status().expect("run cargo to build kfuzz-executor");
     assert!(
         status.success(),
@@ -44,4 +45,33 @@ fn main() {
     );
     let exe = target_dir.join(target).join("release/kfuzz-executor");
     println!("cargo:rustc-env=KFUZZ_EXECUTOR_PATH={}", exe.display());
+}
+
+/// `descriptions.rs` in OUT_DIR: every `descriptions/linux/*.txt` as `(name, text)`.
+fn embed_descriptions(root: &std::path::Path, out: &std::path::Path) {
+    let dir = root.join("descriptions/linux");
+    println!("cargo:rerun-if-changed={}", dir.display());
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "txt"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    let mut code = String::from("pub const EMBEDDED: &[(&str, &str)] = &[\n");
+    for f in &files {
+        println!("cargo:rerun-if-changed={}", f.display());
+        let name = f
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        code.push_str(&format!(
+            "    ({name:?}, include_str!({:?})),\n",
+            f.display().to_string()
+        ));
+    }
+    code.push_str("];\n");
+    std::fs::write(out.join("descriptions.rs"), code).expect("write descriptions.rs");
 }

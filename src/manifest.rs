@@ -144,6 +144,10 @@ impl Default for VmConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct FuzzConfig {
     pub syscalls: Vec<String>,
+    /// Globs of calls never to fuzz.
+    pub disable: Vec<String>,
+    /// Extra description folders (relative to the tree root).
+    pub descriptions: Vec<PathBuf>,
     pub workdir: PathBuf,
 }
 
@@ -151,6 +155,8 @@ impl Default for FuzzConfig {
     fn default() -> Self {
         FuzzConfig {
             syscalls: vec!["shm*".into(), "msg*".into(), "sem*".into()],
+            disable: Vec::new(),
+            descriptions: Vec::new(),
             workdir: PathBuf::from(".kfuzz/work"),
         }
     }
@@ -350,6 +356,10 @@ files = []
 [fuzz]
 # Syscalls fuzzed by default (globs over description names; `kfuzz run --syscalls` overrides).
 syscalls = ["shm*", "msg*", "sem*"]
+# Calls never fuzzed (globs).
+disable = []
+# Extra syzlang description folders (a syzkaller checkout's sys/linux works too).
+descriptions = []
 # Where the corpus and crashes live, relative to the tree root.
 workdir = ".kfuzz/work"
 "##,

@@ -4,6 +4,8 @@ pub mod boot;
 pub mod build;
 pub mod doctor;
 pub mod init;
+pub mod prog;
+pub mod syscalls;
 
 use clap::{Parser, Subcommand};
 
@@ -38,6 +40,8 @@ pub enum Command {
     Build(build::Args),
     Doctor(doctor::Args),
     Boot(boot::Args),
+    Syscalls(syscalls::Args),
+    Prog(prog::Args),
 }
 
 impl Cli {
@@ -60,6 +64,8 @@ pub fn run(cli: Cli, shell: &Shell) -> anyhow::Result<i32> {
         Command::Build(a) => build::exec(a, shell),
         Command::Doctor(a) => doctor::exec(a, shell),
         Command::Boot(a) => boot::exec(a, shell),
+        Command::Syscalls(a) => syscalls::exec(a, shell),
+        Command::Prog(a) => prog::exec(a, shell),
     }
 }
 

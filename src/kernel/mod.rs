@@ -4,4 +4,5 @@ pub mod build;
 pub mod compiler;
 pub mod fragments;
 pub mod kconfig;
+pub mod target;
 pub mod tree;

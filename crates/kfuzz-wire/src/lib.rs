@@ -100,6 +100,63 @@ pub struct ProbeResult {
     pub syscalls: Vec<String>,
 }
 
+/// A program encoded for execution: what the executor does, with no types left.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecProg {
+    pub calls: Vec<ExecCall>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecCall {
+    /// x86_64 syscall number.
+    pub nr: u64,
+    /// Memory writes done before the call (pointer arguments' contents).
+    pub copyin: Vec<Copyin>,
+    pub args: Vec<ExecArg>,
+    /// Resource values read back from memory after the call (e.g. pipe's two fds).
+    pub copyout: Vec<Copyout>,
+    /// The variable that receives the return value, if later calls use it.
+    pub ret_var: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExecArg {
+    Const(u64),
+    /// The value of a variable, or `default` when the call that should have set it failed.
+    Var {
+        var: u32,
+        default: u64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Copyin {
+    pub addr: u64,
+    pub value: CopyValue,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CopyValue {
+    Int {
+        size: u8,
+        big_endian: bool,
+        val: u64,
+    },
+    Var {
+        size: u8,
+        var: u32,
+        default: u64,
+    },
+    Bytes(Vec<u8>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Copyout {
+    pub addr: u64,
+    pub size: u8,
+    pub var: u32,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {
     #[error("i/o error on the guest channel: {0}")]

@@ -1,0 +1,571 @@
+//! Generating programs: default values, random values that respect types, resources taken from
+//! earlier calls or made by inserting a producer, and the choice table that picks the next call.
+
+use rand::Rng;
+
+use crate::prog::*;
+use crate::target::Target;
+use crate::types::*;
+
+/// Programs grow to at most this many calls.
+pub const MAX_CALLS: usize = 24;
+
+/// The simplest valid value of a type: zeroes, null pointers, empty arrays, first options.
+pub fn default_arg(target: &Target, t: &Type) -> Arg {
+    match &t.kind {
+        TypeKind::Int {
+            range: Some((lo, _)),
+            ..
+        } => Arg::Int(*lo),
+        TypeKind::Int { .. }
+        | TypeKind::Flags { .. }
+        | TypeKind::Len { .. }
+        | TypeKind::Proc { .. }
+        | TypeKind::Void => Arg::Int(0),
+        TypeKind::Const { val, .. } => Arg::Int(*val),
+        TypeKind::Resource(r) => Arg::Res(ResArg {
+            def: None,
+            src: None,
+            val: target.resources[*r].special.first().copied().unwrap_or(0),
+        }),
+        TypeKind::Ptr { .. } => Arg::Ptr {
+            addr: 0,
+            pointee: None,
+        },
+        TypeKind::Vma { .. } => Arg::Vma { addr: 0, size: 0 },
+        TypeKind::Buffer { kind, .. } => Arg::Data(match kind {
+            BufferKind::String { values, noz } => {
+                let mut v = values.first().cloned().unwrap_or_default();
+                if !noz {
+                    v.push(0);
+                }
+                v
+            }
+            BufferKind::Filename { .. } => b"./file0\0".to_vec(),
+            BufferKind::Blob {
+                range: Some((lo, _)),
+            } => vec![0; *lo as usize],
+            BufferKind::Blob { range: None } => Vec::new(),
+        }),
+        TypeKind::Array { elem, len } => {
+            let n = match len {
+                ArrayLen::Range(lo, _) => *lo,
+                ArrayLen::Var => 0,
+            };
+            Arg::Group((0..n).map(|_| default_arg(target, elem)).collect())
+        }
+        TypeKind::Struct(id) => {
+            let st = &target.structs[*id];
+            if st.is_union {
+                Arg::Union {
+                    field: 0,
+                    arg: Box::new(default_arg(target, &st.fields[0].ty)),
+                }
+            } else {
+                Arg::Group(
+                    st.fields
+                        .iter()
+                        .map(|f| default_arg(target, &f.ty))
+                        .collect(),
+                )
+            }
+        }
+    }
+}
+
+/// Which calls are enabled, and how likely each call is to follow another.
+#[derive(Debug, Clone)]
+pub struct ChoiceTable {
+    pub enabled: Vec<SyscallId>,
+    /// `prio[i][j]`: weight of enabled[j] after enabled[i].
+    prio: Vec<Vec<u32>>,
+    /// Enabled calls that produce each resource.
+    pub producers: Vec<Vec<SyscallId>>,
+}
+
+impl ChoiceTable {
+    /// Weights grow with the resources two calls share (one makes what the other takes).
+    pub fn new(target: &Target, enabled: &[SyscallId]) -> ChoiceTable {
+        let uses: Vec<Vec<ResourceId>> = enabled
+            .iter()
+            .map(|id| {
+                let s = &target.syscalls[*id];
+                let mut r = Vec::new();
+                crate::target::walk_call_types(target, s, &mut |t, _, _| {
+                    if let TypeKind::Resource(x) = t.kind {
+                        r.push(x);
+                    }
+                });
+                r.extend(s.ret);
+                r
+            })
+            .collect();
+        let related = |a: ResourceId, b: ResourceId| {
+            let (ra, rb) = (&target.resources[a], &target.resources[b]);
+            ra.accepts(rb) || rb.accepts(ra)
+        };
+        let mut prio = vec![vec![1u32; enabled.len()]; enabled.len()];
+        for i in 0..enabled.len() {
+            for j in 0..enabled.len() {
+                let shared = uses[i]
+                    .iter()
+                    .filter(|a| uses[j].iter().any(|b| related(**a, *b)))
+                    .count() as u32;
+                prio[i][j] += 10 * shared.min(5);
+            }
+        }
+        let producers = (0..target.resources.len())
+            .map(|r| {
+                enabled
+                    .iter()
+                    .copied()
+                    .filter(|id| crate::target::produces(target, &target.syscalls[*id], r))
+                    .collect()
+            })
+            .collect();
+        ChoiceTable {
+            enabled: enabled.to_vec(),
+            prio,
+            producers,
+        }
+    }
+
+    pub fn is_enabled(&self, id: SyscallId) -> bool {
+        self.enabled.contains(&id)
+    }
+
+    /// The next call, weighted by its relation to `prev` (a call already in the program).
+    pub fn choose(&self, rng: &mut impl Rng, prev: Option<SyscallId>) -> Option<SyscallId> {
+        if self.enabled.is_empty() {
+            return None;
+        }
+        let Some(row) = prev.and_then(|p| self.enabled.iter().position(|e| *e == p)) else {
+            return Some(self.enabled[rng.gen_range(0..self.enabled.len())]);
+        };
+        let total: u64 = self.prio[row].iter().map(|w| *w as u64).sum();
+        let mut x = rng.gen_range(0..total.max(1));
+        for (j, w) in self.prio[row].iter().enumerate() {
+            if x < *w as u64 {
+                return Some(self.enabled[j]);
+            }
+            x -= *w as u64;
+        }
+        self.enabled.last().copied()
+    }
+}
+
+/// State while building calls: the program so far and where the next pointer goes.
+pub struct Builder<'a, R: Rng> {
+    pub target: &'a Target,
+    pub ct: &'a ChoiceTable,
+    pub rng: &'a mut R,
+    pub prog: Prog,
+    next_addr: u64,
+    depth: usize,
+    /// Never insert producer calls (used for values generated outside a program).
+    pub no_producers: bool,
+}
+
+impl<'a, R: Rng> Builder<'a, R> {
+    pub fn new(target: &'a Target, ct: &'a ChoiceTable, rng: &'a mut R, prog: Prog) -> Self {
+        let next_addr = prog_data_end(&prog);
+        Builder {
+            target,
+            ct,
+            rng,
+            prog,
+            next_addr,
+            depth: 0,
+            no_producers: false,
+        }
+    }
+
+    fn alloc(&mut self, size: u64, align: u64) -> u64 {
+        let align = align.clamp(1, PAGE);
+        let mut addr = self.next_addr.next_multiple_of(align);
+        if addr + size > DATA_BASE + DATA_SIZE / 2 {
+            addr = DATA_BASE;
+        }
+        self.next_addr = addr + size.max(1);
+        addr
+    }
+
+    /// Appends a generated call (and any producers it needs) at position `at`.
+    pub fn insert_call(&mut self, at: usize, id: SyscallId) -> usize {
+        let mut calls_before = self.prog.calls.split_off(at);
+        std::mem::swap(&mut calls_before, &mut self.prog.calls);
+        // self.prog.calls now holds the prefix; `calls_before` the suffix.
+        let suffix = calls_before;
+        let start = self.prog.calls.len();
+        self.gen_call(id);
+        let added = self.prog.calls.len() - start;
+        self.prog.calls.extend(suffix);
+        added
+    }
+
+    fn gen_call(&mut self, id: SyscallId) {
+        let target = self.target;
+        let meta = &target.syscalls[id];
+        let mut args = Vec::new();
+        for f in &meta.args {
+            args.push(self.gen_arg(&f.ty, Dir::In));
+        }
+        let ret = meta.ret.map(|_| self.prog.new_var());
+        let mut call = Call {
+            meta: id,
+            args,
+            ret,
+        };
+        fix_lens(target, &mut call);
+        self.prog.calls.push(call);
+    }
+
+    fn vars_of(&self, want: ResourceId) -> Vec<VarId> {
+        let target = self.target;
+        self.prog
+            .calls
+            .iter()
+            .flat_map(|c| defined_vars(target, c))
+            .filter(|(_, r)| target.resources[want].accepts(&target.resources[*r]))
+            .map(|(v, _)| v)
+            .collect()
+    }
+
+    pub fn gen_arg(&mut self, t: &Type, dir: Dir) -> Arg {
+        let target = self.target;
+        if t.opt && self.rng.gen_ratio(1, 10) {
+            return default_arg(target, t);
+        }
+        match &t.kind {
+            TypeKind::Int {
+                size, range, align, ..
+            } => Arg::Int(rand_int(self.rng, *size, *range, *align)),
+            TypeKind::Const { val, .. } => Arg::Int(*val),
+            TypeKind::Flags {
+                vals,
+                bitmask,
+                size,
+            } => Arg::Int(rand_flags(self.rng, vals, *bitmask, *size)),
+            TypeKind::Len { .. } => Arg::Int(0),
+            TypeKind::Proc { per_proc, .. } => Arg::Int(self.rng.gen_range(0..*per_proc)),
+            TypeKind::Void => Arg::Int(0),
+            TypeKind::Resource(r) => {
+                if dir == Dir::Out {
+                    return Arg::Res(ResArg {
+                        def: Some(self.prog.new_var()),
+                        src: None,
+                        val: 0,
+                    });
+                }
+                let mut vars = self.vars_of(*r);
+                if vars.is_empty()
+                    && !self.no_producers
+                    && self.depth < 3
+                    && !self.rng.gen_ratio(1, 20)
+                {
+                    let producers = self.ct.producers.get(*r).cloned().unwrap_or_default();
+                    let compatible: Vec<SyscallId> = self
+                        .ct
+                        .enabled
+                        .iter()
+                        .copied()
+                        .filter(|id| {
+                            let s = &target.syscalls[*id];
+                            producers.contains(id)
+                                || s.ret.is_some_and(|x| {
+                                    target.resources[*r].accepts(&target.resources[x])
+                                })
+                        })
+                        .collect();
+                    if !compatible.is_empty() {
+                        let p = compatible[self.rng.gen_range(0..compatible.len())];
+                        self.depth += 1;
+                        self.gen_call(p);
+                        self.depth -= 1;
+                        vars = self.vars_of(*r);
+                    }
+                }
+                let special = &target.resources[*r].special;
+                if !vars.is_empty() && !self.rng.gen_ratio(1, 20) {
+                    let v = vars[self.rng.gen_range(0..vars.len())];
+                    Arg::Res(ResArg {
+                        def: None,
+                        src: Some(v),
+                        val: special.first().copied().unwrap_or(0),
+                    })
+                } else {
+                    let val = if special.is_empty() {
+                        self.rng.gen_range(0..4)
+                    } else {
+                        special[self.rng.gen_range(0..special.len())]
+                    };
+                    Arg::Res(ResArg {
+                        def: None,
+                        src: None,
+                        val,
+                    })
+                }
+            }
+            TypeKind::Ptr { dir: d, elem } => {
+                let pointee = self.gen_arg(elem, *d);
+                let (size, align) = layout(target, elem, &pointee);
+                let addr = self.alloc(size, align);
+                Arg::Ptr {
+                    addr,
+                    pointee: Some(Box::new(pointee)),
+                }
+            }
+            TypeKind::Vma { pages } => {
+                let (lo, hi) = pages.unwrap_or((1, 4));
+                let n = self.rng.gen_range(lo.max(1)..=hi.max(lo.max(1)));
+                let total = DATA_SIZE / PAGE;
+                let page = self
+                    .rng
+                    .gen_range(total / 2..total.saturating_sub(n).max(total / 2 + 1));
+                Arg::Vma {
+                    addr: DATA_BASE + page * PAGE,
+                    size: n * PAGE,
+                }
+            }
+            TypeKind::Buffer { kind, dir: bd } => Arg::Data(match kind {
+                BufferKind::String { values, noz } => {
+                    let mut v = if values.is_empty() || self.rng.gen_ratio(1, 20) {
+                        (0..self.rng.gen_range(0..16))
+                            .map(|_| self.rng.gen_range(0x20..0x7f))
+                            .collect()
+                    } else {
+                        values[self.rng.gen_range(0..values.len())].clone()
+                    };
+                    if !noz {
+                        v.push(0);
+                    }
+                    v
+                }
+                BufferKind::Filename { noz } => {
+                    let mut v = format!("./file{}", self.rng.gen_range(0..4)).into_bytes();
+                    if !noz {
+                        v.push(0);
+                    }
+                    v
+                }
+                BufferKind::Blob { range } => {
+                    let (lo, hi) = range.unwrap_or((0, 64));
+                    let n = self.rng.gen_range(lo..=hi.max(lo));
+                    if *bd == Dir::Out || dir == Dir::Out {
+                        vec![0; n as usize]
+                    } else {
+                        (0..n).map(|_| self.rng.gen()).collect()
+                    }
+                }
+            }),
+            TypeKind::Array { elem, len } => {
+                let n = match len {
+                    ArrayLen::Range(lo, hi) => self.rng.gen_range(*lo..=*hi),
+                    ArrayLen::Var => self.rng.gen_range(0..4),
+                };
+                Arg::Group((0..n).map(|_| self.gen_arg(elem, dir)).collect())
+            }
+            TypeKind::Struct(id) => {
+                let st = &target.structs[*id];
+                if st.is_union {
+                    let field = self.rng.gen_range(0..st.fields.len());
+                    let f = &st.fields[field];
+                    Arg::Union {
+                        field,
+                        arg: Box::new(self.gen_arg(&f.ty, f.dir.unwrap_or(dir))),
+                    }
+                } else {
+                    let items = st
+                        .fields
+                        .iter()
+                        .map(|f| self.gen_arg(&f.ty, f.dir.unwrap_or(dir)))
+                        .collect();
+                    Arg::Group(items)
+                }
+            }
+        }
+    }
+}
+
+/// The first free address after every pointer the program uses.
+pub fn prog_data_end(p: &Prog) -> u64 {
+    fn go(a: &Arg, end: &mut u64) {
+        match a {
+            Arg::Ptr { addr, pointee } => {
+                if *addr >= DATA_BASE && *addr < DATA_BASE + DATA_SIZE / 2 {
+                    *end = (*end).max(addr + 64);
+                }
+                if let Some(p) = pointee {
+                    go(p, end);
+                }
+            }
+            Arg::Group(items) => items.iter().for_each(|i| go(i, end)),
+            Arg::Union { arg, .. } => go(arg, end),
+            _ => {}
+        }
+    }
+    let mut end = DATA_BASE;
+    for c in &p.calls {
+        c.args.iter().for_each(|a| go(a, &mut end));
+    }
+    end
+}
+
+pub fn rand_int(rng: &mut impl Rng, size: u8, range: Option<(u64, u64)>, align: u64) -> u64 {
+    let mask = if size >= 8 {
+        u64::MAX
+    } else {
+        (1u64 << (size * 8)) - 1
+    };
+    let v = match range {
+        Some((lo, hi)) if lo <= hi => {
+            let v = rng.gen_range(lo..=hi);
+            if align > 1 {
+                (lo + (v - lo) / align * align).min(hi)
+            } else {
+                v
+            }
+        }
+        _ => match rng.gen_range(0..10) {
+            0..=5 => SPECIAL_INTS[rng.gen_range(0..SPECIAL_INTS.len())],
+            6..=7 => rng.gen_range(0..256),
+            _ => rng.gen(),
+        },
+    };
+    v & mask
+}
+
+pub fn rand_flags(rng: &mut impl Rng, vals: &[u64], bitmask: bool, size: u8) -> u64 {
+    let mask = if size >= 8 {
+        u64::MAX
+    } else {
+        (1u64 << (size * 8)) - 1
+    };
+    if vals.is_empty() {
+        return rng.gen::<u64>() & mask;
+    }
+    if !bitmask || rng.gen_ratio(1, 4) {
+        if rng.gen_ratio(1, 50) {
+            return rng.gen::<u64>() & mask;
+        }
+        return vals[rng.gen_range(0..vals.len())];
+    }
+    let mut v = 0;
+    for _ in 0..rng.gen_range(1..=3) {
+        v |= vals[rng.gen_range(0..vals.len())];
+    }
+    v
+}
+
+/// Recomputes every `len`/`bytesize` in a call from what it measures.
+pub fn fix_lens(target: &Target, call: &mut Call) {
+    let meta = &target.syscalls[call.meta];
+    let fields: Vec<&FieldDesc> = meta.args.iter().collect();
+    fix_level(target, &fields, &mut call.args, None);
+}
+
+fn fix_level(target: &Target, fields: &[&FieldDesc], args: &mut [Arg], parent_size: Option<u64>) {
+    // Inner structs first (their sizes may depend on their own lens).
+    for (f, a) in fields.iter().zip(args.iter_mut()) {
+        fix_inner(target, &f.ty, a);
+    }
+    for i in 0..fields.len().min(args.len()) {
+        let TypeKind::Len { path, unit, size } = &fields[i].ty.kind else {
+            continue;
+        };
+        let Some(first) = path.first() else { continue };
+        let v = if first == "parent" || path.len() > 1 && path.last().is_some_and(|l| l == "parent")
+        {
+            parent_size.map(|s| scale(s, unit, None))
+        } else {
+            let name = path.last().map(String::as_str).unwrap_or("");
+            fields
+                .iter()
+                .position(|f| f.name == name)
+                .and_then(|j| args.get(j).map(|a| measure(target, &fields[j].ty, a, unit)))
+        };
+        if let Some(v) = v {
+            let mask = if *size >= 8 {
+                u64::MAX
+            } else {
+                (1u64 << (*size * 8)) - 1
+            };
+            args[i] = Arg::Int(v & mask);
+        }
+    }
+}
+
+fn fix_inner(target: &Target, t: &Type, a: &mut Arg) {
+    match (&t.kind, a) {
+        (
+            TypeKind::Ptr { elem, .. },
+            Arg::Ptr {
+                pointee: Some(p), ..
+            },
+        ) => fix_inner(target, elem, p),
+        (TypeKind::Array { elem, .. }, Arg::Group(items)) => {
+            items.iter_mut().for_each(|i| fix_inner(target, elem, i))
+        }
+        (TypeKind::Struct(id), Arg::Group(items)) => {
+            let st = &target.structs[*id];
+            let fields: Vec<&FieldDesc> = st.fields.iter().collect();
+            let size = {
+                let whole = Arg::Group(items.clone());
+                arg_size(target, t, &whole)
+            };
+            fix_level(target, &fields, items, Some(size));
+        }
+        (TypeKind::Struct(id), Arg::Union { field, arg }) => {
+            if let Some(f) = target.structs[*id].fields.get(*field) {
+                fix_inner(target, &f.ty, arg);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn scale(bytes: u64, unit: &LenUnit, elems: Option<u64>) -> u64 {
+    match unit {
+        LenUnit::Elems => elems.unwrap_or(bytes),
+        LenUnit::Bytes(n) => bytes / (*n).max(1),
+        LenUnit::Bits => bytes * 8,
+    }
+}
+
+fn measure(target: &Target, t: &Type, a: &Arg, unit: &LenUnit) -> u64 {
+    match (&t.kind, a) {
+        (
+            TypeKind::Ptr { elem, .. },
+            Arg::Ptr {
+                pointee: Some(p), ..
+            },
+        ) => measure(target, elem, p, unit),
+        (TypeKind::Ptr { .. }, _) => 0,
+        (TypeKind::Vma { .. }, Arg::Vma { size, .. }) => scale(*size, unit, None),
+        (TypeKind::Array { .. }, Arg::Group(items)) => {
+            scale(arg_size(target, t, a), unit, Some(items.len() as u64))
+        }
+        (TypeKind::Buffer { .. }, Arg::Data(d)) => scale(d.len() as u64, unit, None),
+        _ => scale(arg_size(target, t, a), unit, None),
+    }
+}
+
+/// A fresh program of about `ncalls` calls from the enabled set.
+pub fn generate(target: &Target, ct: &ChoiceTable, rng: &mut impl Rng, ncalls: usize) -> Prog {
+    let mut b = Builder::new(target, ct, rng, Prog::default());
+    while b.prog.calls.len() < ncalls.min(MAX_CALLS) {
+        let prev = if b.prog.calls.is_empty() {
+            None
+        } else {
+            Some(b.prog.calls[b.rng.gen_range(0..b.prog.calls.len())].meta)
+        };
+        let Some(id) = ct.choose(b.rng, prev) else {
+            break;
+        };
+        let at = b.prog.calls.len();
+        b.insert_call(at, id);
+    }
+    b.prog.calls.truncate(MAX_CALLS.max(ncalls));
+    crate::minimize::drop_dangling(target, &mut b.prog);
+    b.prog
+}

@@ -1,0 +1,1110 @@
+//! Descriptions + the tree's constants and syscall numbers → a `Target`: every call with its
+//! typed arguments. A call whose types use something unknown or unsupported is disabled with the
+//! reason, never the whole load.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use crate::ast::*;
+use crate::types::*;
+
+/// One description file's name (for positions) and text.
+#[derive(Debug, Clone)]
+pub struct DescriptionFile {
+    pub name: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DisabledCall {
+    pub name: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Target {
+    pub syscalls: Vec<Syscall>,
+    pub resources: Vec<ResourceDesc>,
+    pub structs: Vec<StructDesc>,
+    pub disabled: Vec<DisabledCall>,
+    /// Problems that disable nothing (a resource nobody consumes, a duplicate flag set).
+    pub warnings: Vec<String>,
+}
+
+impl Target {
+    pub fn syscall(&self, name: &str) -> Option<&Syscall> {
+        self.syscalls.iter().find(|s| s.name == name)
+    }
+    pub fn resource(&self, name: &str) -> Option<ResourceId> {
+        self.resources.iter().position(|r| r.name == name)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct CompileError {
+    pos: Pos,
+    msg: String,
+}
+
+type R<T> = Result<T, CompileError>;
+
+fn err<T>(pos: &Pos, msg: impl Into<String>) -> R<T> {
+    Err(CompileError {
+        pos: pos.clone(),
+        msg: msg.into(),
+    })
+}
+
+/// Parses every file; the first syntax error fails the load (it names file:line:col).
+pub fn parse_files(files: &[DescriptionFile]) -> Result<Vec<Node>, crate::parser::ParseError> {
+    let mut nodes = Vec::new();
+    for f in files {
+        nodes.extend(crate::parser::parse(&f.name, &f.text)?);
+    }
+    Ok(nodes)
+}
+
+const BUILTINS: &[&str] = &[
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "intptr",
+    "int16be",
+    "int32be",
+    "int64be",
+    "bool8",
+    "bool16",
+    "bool32",
+    "bool64",
+    "const",
+    "flags",
+    "len",
+    "bytesize",
+    "bytesize2",
+    "bytesize4",
+    "bytesize8",
+    "bitsize",
+    "proc",
+    "ptr",
+    "ptr64",
+    "vma",
+    "vma64",
+    "buffer",
+    "string",
+    "stringnoz",
+    "filename",
+    "array",
+    "void",
+    "in",
+    "out",
+    "inout",
+    "opt",
+    "parent",
+    "packed",
+    "varlen",
+    "align",
+    "size",
+    "timeout",
+    "disabled",
+];
+
+/// The includes and the constant names the descriptions use: what the tree must define.
+pub fn const_requirements(nodes: &[Node]) -> (Vec<String>, BTreeSet<String>) {
+    let mut includes = Vec::new();
+    let mut declared: HashSet<&str> = BUILTINS.iter().copied().collect();
+    let mut locals: HashSet<&str> = HashSet::new();
+    for n in nodes {
+        match n {
+            Node::Include { path, .. } => includes.push(path.clone()),
+            Node::Resource { name, .. } | Node::Flags { name, .. } => {
+                declared.insert(name);
+            }
+            Node::TypeDef {
+                name, params, body, ..
+            } => {
+                declared.insert(name);
+                locals.extend(params.iter().map(String::as_str));
+                if let TypeDefBody::Struct(s) = body {
+                    locals.extend(s.fields.iter().map(|f| f.name.as_str()));
+                }
+            }
+            Node::Struct(s) => {
+                declared.insert(&s.name);
+                locals.extend(s.fields.iter().map(|f| f.name.as_str()));
+            }
+            Node::Call { args, .. } => locals.extend(args.iter().map(|a| a.name.as_str())),
+            _ => {}
+        }
+    }
+    let mut names = BTreeSet::new();
+    let mut add = |s: &str| {
+        if !declared.contains(s) && !locals.contains(s) {
+            names.insert(s.to_string());
+        }
+    };
+    fn walk_arg(a: &TypeArg, add: &mut dyn FnMut(&str)) {
+        match a {
+            TypeArg::Type(t) => walk_expr(t, add),
+            TypeArg::Colon(x, y) => {
+                walk_arg(x, add);
+                walk_arg(y, add);
+            }
+            _ => {}
+        }
+    }
+    fn walk_expr(t: &TypeExpr, add: &mut dyn FnMut(&str)) {
+        if t.args.is_empty() {
+            add(&t.name);
+        }
+        for a in &t.args {
+            walk_arg(a, add);
+        }
+    }
+    for n in nodes {
+        match n {
+            Node::Resource { values, base, .. } => {
+                walk_expr(base, &mut add);
+                for (v, _) in values {
+                    if let Value::Ident(s) = v {
+                        add(s);
+                    }
+                }
+            }
+            Node::Flags { values, .. } => {
+                for (v, _) in values {
+                    if let Value::Ident(s) = v {
+                        add(s);
+                    }
+                }
+            }
+            Node::TypeDef {
+                body: TypeDefBody::Type(t),
+                ..
+            } => walk_expr(t, &mut add),
+            Node::TypeDef {
+                body: TypeDefBody::Struct(s),
+                ..
+            }
+            | Node::Struct(s) => {
+                for f in &s.fields {
+                    walk_expr(&f.ty, &mut add);
+                }
+                for a in &s.attrs {
+                    walk_expr(a, &mut add);
+                }
+            }
+            Node::Call { args, ret, .. } => {
+                for a in args {
+                    walk_expr(&a.ty, &mut add);
+                }
+                if let Some(r) = ret {
+                    walk_expr(r, &mut add);
+                }
+            }
+            _ => {}
+        }
+    }
+    (includes, names)
+}
+
+/// A declaration's values with their positions (`= A, B` of flags, `: -1` of a resource).
+type Values<'a> = &'a [(Value, Pos)];
+
+struct Builder<'a> {
+    consts: &'a HashMap<String, u64>,
+    resource_nodes: HashMap<&'a str, (&'a TypeExpr, Values<'a>, &'a Pos)>,
+    flag_nodes: HashMap<&'a str, (Values<'a>, &'a Pos)>,
+    typedefs: HashMap<&'a str, (&'a [String], &'a TypeDefBody, &'a Pos)>,
+    struct_nodes: HashMap<&'a str, &'a StructDef>,
+    resources: Vec<ResourceDesc>,
+    resource_ids: HashMap<String, ResourceId>,
+    structs: Vec<StructDesc>,
+    struct_ids: HashMap<String, StructId>,
+    warnings: Vec<String>,
+}
+
+/// Compiles the parsed descriptions against the tree's constants and syscall numbers.
+pub fn compile(
+    nodes: &[Node],
+    consts: &HashMap<String, u64>,
+    numbers: &HashMap<String, u64>,
+) -> Target {
+    let mut b = Builder {
+        consts,
+        resource_nodes: HashMap::new(),
+        flag_nodes: HashMap::new(),
+        typedefs: HashMap::new(),
+        struct_nodes: HashMap::new(),
+        resources: Vec::new(),
+        resource_ids: HashMap::new(),
+        structs: Vec::new(),
+        struct_ids: HashMap::new(),
+        warnings: Vec::new(),
+    };
+    let mut seen: HashMap<String, Pos> = HashMap::new();
+    let mut dup = |name: &str, pos: &Pos, warnings: &mut Vec<String>| -> bool {
+        if let Some(first) = seen.get(name) {
+            warnings.push(format!(
+                "{pos}: `{name}` is declared again (first at {first}); the first one is used"
+            ));
+            true
+        } else {
+            seen.insert(name.to_string(), pos.clone());
+            false
+        }
+    };
+    for n in nodes {
+        match n {
+            Node::Resource {
+                name,
+                base,
+                values,
+                pos,
+            } if !dup(name, pos, &mut b.warnings) => {
+                b.resource_nodes.insert(name, (base, values, pos));
+            }
+            Node::Flags { name, values, pos } if !dup(name, pos, &mut b.warnings) => {
+                b.flag_nodes.insert(name, (values, pos));
+            }
+            Node::TypeDef {
+                name,
+                params,
+                body,
+                pos,
+            } if !dup(name, pos, &mut b.warnings) => {
+                b.typedefs.insert(name, (params, body, pos));
+            }
+            Node::Struct(s) if !dup(&s.name, &s.pos, &mut b.warnings) => {
+                b.struct_nodes.insert(&s.name, s);
+            }
+            _ => {}
+        }
+    }
+    let mut target = Target::default();
+    let mut call_seen: HashMap<&str, &Pos> = HashMap::new();
+    for n in nodes {
+        let Node::Call {
+            name,
+            args,
+            ret,
+            attrs,
+            pos,
+        } = n
+        else {
+            continue;
+        };
+        if let Some(first) = call_seen.get(name.as_str()) {
+            target.disabled.push(DisabledCall {
+                name: name.clone(),
+                reason: format!("{pos}: duplicate call name (first declared at {first})"),
+            });
+            continue;
+        }
+        call_seen.insert(name, pos);
+        match b.call(name, args, ret.as_ref(), attrs, pos, numbers) {
+            Ok(mut sc) => {
+                sc.id = target.syscalls.len();
+                target.syscalls.push(sc);
+            }
+            Err(e) => target.disabled.push(DisabledCall {
+                name: name.clone(),
+                reason: format!("{}: {}", e.pos, e.msg),
+            }),
+        }
+    }
+    target.resources = b.resources;
+    target.structs = b.structs;
+    target.warnings = b.warnings;
+    prune_unconstructible(&mut target);
+    for (i, r) in target.resources.iter().enumerate() {
+        let used = target
+            .syscalls
+            .iter()
+            .any(|s| uses_resource(&target, s, i, false));
+        if !used {
+            target.warnings.push(format!(
+                "resource `{}` is never consumed by an enabled call",
+                r.name
+            ));
+        }
+    }
+    target
+}
+
+/// Disables calls that need a resource no enabled call can produce, until nothing changes.
+fn prune_unconstructible(target: &mut Target) {
+    loop {
+        let produced: Vec<ResourceId> = (0..target.resources.len())
+            .filter(|r| target.syscalls.iter().any(|s| produces(target, s, *r)))
+            .collect();
+        let mut drop = Vec::new();
+        for s in &target.syscalls {
+            for need in required_resources(target, s) {
+                let ok = produced
+                    .iter()
+                    .any(|p| target.resources[need].accepts(&target.resources[*p]));
+                if !ok {
+                    drop.push((
+                        s.id,
+                        format!(
+                            "{}: no enabled call can create resource `{}`",
+                            s.pos, target.resources[need].name
+                        ),
+                    ));
+                    break;
+                }
+            }
+        }
+        if drop.is_empty() {
+            return;
+        }
+        let ids: HashSet<SyscallId> = drop.iter().map(|(i, _)| *i).collect();
+        for (id, reason) in drop {
+            let name = target.syscalls[id].name.clone();
+            target.disabled.push(DisabledCall { name, reason });
+        }
+        target.syscalls.retain(|s| !ids.contains(&s.id));
+        for (i, s) in target.syscalls.iter_mut().enumerate() {
+            s.id = i;
+        }
+    }
+}
+
+/// Walks every type reachable from a call's arguments with its effective direction.
+pub fn walk_call_types(target: &Target, call: &Syscall, f: &mut dyn FnMut(&Type, Dir, bool)) {
+    fn walk(
+        target: &Target,
+        t: &Type,
+        dir: Dir,
+        optional: bool,
+        seen: &mut Vec<StructId>,
+        f: &mut dyn FnMut(&Type, Dir, bool),
+    ) {
+        f(t, dir, optional || t.opt);
+        let optional = optional || t.opt;
+        match &t.kind {
+            TypeKind::Ptr { dir: d, elem } => walk(target, elem, *d, optional, seen, f),
+            TypeKind::Array { elem, len } => {
+                let opt = optional || matches!(len, ArrayLen::Var | ArrayLen::Range(0, _));
+                walk(target, elem, dir, opt, seen, f)
+            }
+            TypeKind::Struct(id) => {
+                if seen.contains(id) {
+                    return;
+                }
+                seen.push(*id);
+                let st = &target.structs[*id];
+                for fl in &st.fields {
+                    walk(
+                        target,
+                        &fl.ty,
+                        fl.dir.unwrap_or(dir),
+                        optional || st.is_union,
+                        seen,
+                        f,
+                    );
+                }
+                seen.pop();
+            }
+            _ => {}
+        }
+    }
+    let mut seen = Vec::new();
+    for a in &call.args {
+        walk(target, &a.ty, Dir::In, false, &mut seen, f);
+    }
+}
+
+pub fn produces(target: &Target, call: &Syscall, r: ResourceId) -> bool {
+    if call.ret == Some(r) {
+        return true;
+    }
+    let mut found = false;
+    walk_call_types(target, call, &mut |t, dir, _| {
+        if t.kind == TypeKind::Resource(r) && dir.writes() {
+            found = true;
+        }
+    });
+    found
+}
+
+fn uses_resource(target: &Target, call: &Syscall, r: ResourceId, required_only: bool) -> bool {
+    let mut found = false;
+    walk_call_types(target, call, &mut |t, dir, optional| {
+        if let TypeKind::Resource(id) = t.kind {
+            if dir.reads()
+                && (!required_only || !optional)
+                && target.resources[r].accepts(&target.resources[id])
+            {
+                found = true;
+            }
+        }
+    });
+    found
+}
+
+/// Resources a call cannot do without (non-optional inputs).
+pub fn required_resources(target: &Target, call: &Syscall) -> Vec<ResourceId> {
+    let mut out = Vec::new();
+    walk_call_types(target, call, &mut |t, dir, optional| {
+        if let TypeKind::Resource(id) = t.kind {
+            if dir == Dir::In && !optional && !out.contains(&id) {
+                out.push(id);
+            }
+        }
+    });
+    out
+}
+
+fn subst_expr(e: &TypeExpr, map: &HashMap<String, TypeArg>) -> TypeArg {
+    if e.args.is_empty() {
+        if let Some(a) = map.get(&e.name) {
+            return a.clone();
+        }
+    }
+    TypeArg::Type(TypeExpr {
+        name: e.name.clone(),
+        args: e.args.iter().map(|a| subst_arg(a, map)).collect(),
+        pos: e.pos.clone(),
+    })
+}
+
+fn subst_arg(a: &TypeArg, map: &HashMap<String, TypeArg>) -> TypeArg {
+    match a {
+        TypeArg::Type(t) => subst_expr(t, map),
+        TypeArg::Colon(x, y) => {
+            TypeArg::Colon(Box::new(subst_arg(x, map)), Box::new(subst_arg(y, map)))
+        }
+        other => other.clone(),
+    }
+}
+
+fn int_base(name: &str) -> Option<(u8, bool)> {
+    Some(match name {
+        "int8" => (1, false),
+        "int16" => (2, false),
+        "int32" => (4, false),
+        "int64" | "intptr" => (8, false),
+        "int16be" => (2, true),
+        "int32be" => (4, true),
+        "int64be" => (8, true),
+        _ => return None,
+    })
+}
+
+fn mask(size: u8) -> u64 {
+    if size >= 8 {
+        u64::MAX
+    } else {
+        (1u64 << (size * 8)) - 1
+    }
+}
+
+impl<'a> Builder<'a> {
+    fn call(
+        &mut self,
+        name: &str,
+        args: &[Field],
+        ret: Option<&TypeExpr>,
+        attrs: &[TypeExpr],
+        pos: &Pos,
+        numbers: &HashMap<String, u64>,
+    ) -> R<Syscall> {
+        let call_name = name.split('$').next().unwrap_or(name).to_string();
+        if call_name.starts_with("syz_") {
+            return err(
+                pos,
+                format!("pseudo-syscall `{call_name}` is not supported by kfuzz's executor"),
+            );
+        }
+        let Some(nr) = numbers.get(&call_name) else {
+            return err(pos, format!("`{call_name}` is not in the tree's syscall table (arch/x86/entry/syscalls/syscall_64.tbl)"));
+        };
+        if args.len() > 6 {
+            return err(
+                pos,
+                format!("{} arguments: a syscall takes at most 6", args.len()),
+            );
+        }
+        let mut timeout_ms = None;
+        for a in attrs {
+            match a.name.as_str() {
+                "disabled" => return err(&a.pos, "marked (disabled) in the descriptions"),
+                "timeout" | "prog_timeout" => {
+                    if let Some(arg) = a.args.first() {
+                        timeout_ms = Some(self.value(arg)?);
+                    }
+                }
+                "ignore_return" | "breaks_returns" | "no_generate" | "no_minimize" | "fsck"
+                | "remote_cover" | "snapshot" => {}
+                other => return err(&a.pos, format!("unknown call attribute `{other}`")),
+            }
+        }
+        let mut fields = Vec::new();
+        for a in args {
+            let ty = self.ty(&a.ty)?;
+            if matches!(
+                ty.kind,
+                TypeKind::Struct(_)
+                    | TypeKind::Array { .. }
+                    | TypeKind::Buffer { .. }
+                    | TypeKind::Void
+            ) {
+                return err(
+                    &a.ty.pos,
+                    format!(
+                        "argument `{}` must be a scalar or a pointer, not `{}`",
+                        a.name, a.ty.name
+                    ),
+                );
+            }
+            fields.push(FieldDesc {
+                name: a.name.clone(),
+                ty,
+                dir: None,
+            });
+        }
+        let ret = match ret {
+            None => None,
+            Some(r) => match self.ty(r)?.kind {
+                TypeKind::Resource(id) => Some(id),
+                _ => {
+                    return err(
+                        &r.pos,
+                        format!("a call returns a resource, not `{}`", r.name),
+                    )
+                }
+            },
+        };
+        Ok(Syscall {
+            id: 0,
+            name: name.to_string(),
+            call_name,
+            nr: *nr,
+            args: fields,
+            ret,
+            timeout_ms,
+            pos: pos.to_string(),
+        })
+    }
+
+    fn value(&self, a: &TypeArg) -> R<u64> {
+        match a {
+            TypeArg::Int(i, _) => Ok(*i as u64),
+            TypeArg::Type(t) if t.args.is_empty() => self.const_value(&t.name, &t.pos),
+            other => err(other.pos(), "expected a number or a constant name"),
+        }
+    }
+
+    fn const_value(&self, name: &str, pos: &Pos) -> R<u64> {
+        match self.consts.get(name) {
+            Some(v) => Ok(*v),
+            None => err(
+                pos,
+                format!("constant `{name}` is not defined by the tree's headers"),
+            ),
+        }
+    }
+
+    fn values(&self, vals: &[(Value, Pos)]) -> R<Vec<u64>> {
+        vals.iter()
+            .map(|(v, p)| match v {
+                Value::Int(i) => Ok(*i as u64),
+                Value::Ident(s) => self.const_value(s, p),
+                Value::Str(_) => err(p, "a string in an integer flag set"),
+            })
+            .collect()
+    }
+
+    fn range(&self, a: &TypeArg) -> R<(u64, u64)> {
+        match a {
+            TypeArg::Colon(x, y) => Ok((self.value(x)?, self.value(y)?)),
+            other => {
+                let v = self.value(other)?;
+                Ok((v, v))
+            }
+        }
+    }
+
+    /// The optional trailing int type (`flags[f, int16]`), default intptr.
+    fn size_arg(&self, a: Option<&TypeArg>) -> R<(u8, bool)> {
+        match a {
+            None => Ok((8, false)),
+            Some(TypeArg::Type(t)) if t.args.is_empty() => match int_base(&t.name) {
+                Some(s) => Ok(s),
+                None => err(
+                    &t.pos,
+                    format!(
+                        "expected an integer type (int8..int64, intptr), found `{}`",
+                        t.name
+                    ),
+                ),
+            },
+            Some(other) => err(other.pos(), "expected an integer type"),
+        }
+    }
+
+    fn resource(&mut self, name: &str, pos: &Pos) -> R<ResourceId> {
+        if let Some(id) = self.resource_ids.get(name) {
+            return Ok(*id);
+        }
+        let Some((base, values, rpos)) = self.resource_nodes.get(name).copied() else {
+            return err(pos, format!("unknown resource `{name}`"));
+        };
+        let (kinds, size, mut special) = if let Some((size, _)) = int_base(&base.name) {
+            (vec![name.to_string()], size, Vec::new())
+        } else if self.resource_nodes.contains_key(base.name.as_str()) {
+            let parent = self.resource(&base.name, &base.pos)?;
+            let p = &self.resources[parent];
+            let mut k = p.kinds.clone();
+            k.push(name.to_string());
+            (k, p.size, p.special.clone())
+        } else {
+            return err(
+                &base.pos,
+                format!(
+                    "resource base must be an integer type or a resource, found `{}`",
+                    base.name
+                ),
+            );
+        };
+        let own = self.values(values).map_err(|e| CompileError {
+            pos: e.pos,
+            msg: format!("in resource `{name}` ({rpos}): {}", e.msg),
+        })?;
+        // Kept 64 bits wide: -1 is 0xffffffffffffffff in a register, whatever the size.
+        special = own.into_iter().chain(special).collect();
+        special.dedup();
+        let id = self.resources.len();
+        self.resources.push(ResourceDesc {
+            name: name.to_string(),
+            kinds,
+            size,
+            special,
+        });
+        self.resource_ids.insert(name.to_string(), id);
+        Ok(id)
+    }
+
+    fn ty(&mut self, e: &TypeExpr) -> R<Type> {
+        let args = &e.args;
+        let mut opt = false;
+        let mut args: Vec<&TypeArg> = args.iter().collect();
+        if let Some(TypeArg::Type(t)) = args.last() {
+            if t.name == "opt" && t.args.is_empty() {
+                opt = true;
+                args.pop();
+            }
+        }
+        let want = |n: usize, m: usize, what: &str| -> R<()> {
+            if args.len() < n || args.len() > m {
+                return err(
+                    &e.pos,
+                    format!(
+                        "`{}` takes {what}, found {} argument(s)",
+                        e.name,
+                        args.len()
+                    ),
+                );
+            }
+            Ok(())
+        };
+        let kind = match e.name.as_str() {
+            n if int_base(n).is_some() => {
+                let (size, be) = int_base(n).unwrap_or((8, false));
+                want(0, 2, "[range] or [range, align]")?;
+                let range = args
+                    .first()
+                    .map(|a| self.range(a))
+                    .transpose()?
+                    .map(|(a, b)| (a & mask(size), b & mask(size)));
+                let align = args.get(1).map(|a| self.value(a)).transpose()?.unwrap_or(0);
+                TypeKind::Int {
+                    size,
+                    range,
+                    align,
+                    be,
+                }
+            }
+            "bool8" | "bool16" | "bool32" | "bool64" => {
+                let size = e.name[4..].parse::<u8>().unwrap_or(8) / 8;
+                TypeKind::Int {
+                    size,
+                    range: Some((0, 1)),
+                    align: 0,
+                    be: false,
+                }
+            }
+            "const" => {
+                want(1, 2, "[value] or [value, intN]")?;
+                let (size, be) = self.size_arg(args.get(1).copied())?;
+                TypeKind::Const {
+                    size,
+                    val: self.value(args[0])? & mask(size),
+                    be,
+                }
+            }
+            "flags" => {
+                want(1, 2, "[flag set] or [flag set, intN]")?;
+                let TypeArg::Type(f) = args[0] else {
+                    return err(args[0].pos(), "expected a flag set name");
+                };
+                let Some((vals, _)) = self.flag_nodes.get(f.name.as_str()).copied() else {
+                    return err(&f.pos, format!("unknown flag set `{}`", f.name));
+                };
+                let (size, _) = self.size_arg(args.get(1).copied())?;
+                let vals: Vec<u64> = self
+                    .values(vals)?
+                    .into_iter()
+                    .map(|v| v & mask(size))
+                    .collect();
+                let bitmask = vals.iter().all(|v| *v == 0 || v.is_power_of_two()) && vals.len() > 1;
+                TypeKind::Flags {
+                    size,
+                    vals,
+                    bitmask,
+                }
+            }
+            "len" | "bytesize" | "bytesize2" | "bytesize4" | "bytesize8" | "bitsize" => {
+                want(1, 2, "[target] or [target, intN]")?;
+                let mut path = Vec::new();
+                fn flatten(a: &TypeArg, out: &mut Vec<String>) -> bool {
+                    match a {
+                        TypeArg::Type(t) if t.args.is_empty() => {
+                            out.push(t.name.clone());
+                            true
+                        }
+                        TypeArg::Colon(x, y) => flatten(x, out) && flatten(y, out),
+                        _ => false,
+                    }
+                }
+                if !flatten(args[0], &mut path) {
+                    return err(args[0].pos(), "expected the name of an argument or field");
+                }
+                let (size, _) = self.size_arg(args.get(1).copied())?;
+                let unit = match e.name.as_str() {
+                    "len" => LenUnit::Elems,
+                    "bitsize" => LenUnit::Bits,
+                    "bytesize" => LenUnit::Bytes(1),
+                    n => LenUnit::Bytes(n[8..].parse().unwrap_or(1)),
+                };
+                TypeKind::Len { size, path, unit }
+            }
+            "proc" => {
+                want(2, 3, "[start, per-process count] or [start, count, intN]")?;
+                let (size, _) = self.size_arg(args.get(2).copied())?;
+                TypeKind::Proc {
+                    size,
+                    start: self.value(args[0])?,
+                    per_proc: self.value(args[1])?.max(1),
+                }
+            }
+            "ptr" | "ptr64" => {
+                want(2, 2, "[direction, type]")?;
+                let dir = self.dir(args[0])?;
+                let TypeArg::Type(inner) = args[1] else {
+                    return err(args[1].pos(), "expected the pointed-to type");
+                };
+                let elem = self.ty(inner)?;
+                TypeKind::Ptr {
+                    dir,
+                    elem: Box::new(elem),
+                }
+            }
+            "vma" | "vma64" => {
+                want(0, 1, "[pages] or [min:max pages]")?;
+                TypeKind::Vma {
+                    pages: args.first().map(|a| self.range(a)).transpose()?,
+                }
+            }
+            "buffer" => {
+                want(1, 1, "[direction]")?;
+                let dir = self.dir(args[0])?;
+                TypeKind::Ptr {
+                    dir,
+                    elem: Box::new(Type::new(TypeKind::Buffer {
+                        dir,
+                        kind: BufferKind::Blob { range: None },
+                    })),
+                }
+            }
+            "string" | "stringnoz" => {
+                want(0, 2, "[literal or string flag set] or [.., size]")?;
+                let noz = e.name == "stringnoz";
+                let values = match args.first() {
+                    None => Vec::new(),
+                    Some(TypeArg::Str(s, _)) => vec![s.as_bytes().to_vec()],
+                    Some(TypeArg::Type(t)) if t.args.is_empty() => {
+                        let Some((vals, p)) = self.flag_nodes.get(t.name.as_str()).copied() else {
+                            return err(&t.pos, format!("unknown string flag set `{}`", t.name));
+                        };
+                        let mut out = Vec::new();
+                        for (v, vp) in vals {
+                            match v {
+                                Value::Str(s) => out.push(s.as_bytes().to_vec()),
+                                _ => {
+                                    return err(
+                                        vp,
+                                        format!(
+                                        "`{}` ({p}) is used as a string set but holds a non-string",
+                                        t.name
+                                    ),
+                                    )
+                                }
+                            }
+                        }
+                        out
+                    }
+                    Some(other) => {
+                        return err(
+                            other.pos(),
+                            "expected a string literal or a string flag set",
+                        )
+                    }
+                };
+                if args.len() == 2 {
+                    return err(
+                        &e.pos,
+                        "fixed-size strings (`string[x, N]`) are not supported yet",
+                    );
+                }
+                TypeKind::Buffer {
+                    dir: Dir::In,
+                    kind: BufferKind::String { values, noz },
+                }
+            }
+            "filename" => {
+                want(0, 0, "no arguments")?;
+                TypeKind::Buffer {
+                    dir: Dir::In,
+                    kind: BufferKind::Filename { noz: false },
+                }
+            }
+            "array" => {
+                want(1, 2, "[type], [type, N] or [type, min:max]")?;
+                let TypeArg::Type(inner) = args[0] else {
+                    return err(args[0].pos(), "expected the element type");
+                };
+                let elem = self.ty(inner)?;
+                let len = match args.get(1) {
+                    None => ArrayLen::Var,
+                    Some(a) => {
+                        let (lo, hi) = self.range(a)?;
+                        if lo > hi || hi > 1 << 16 {
+                            return err(a.pos(), format!("bad array length {lo}:{hi}"));
+                        }
+                        ArrayLen::Range(lo, hi)
+                    }
+                };
+                if let (
+                    TypeKind::Int {
+                        size: 1,
+                        range: None,
+                        ..
+                    },
+                    ArrayLen::Var | ArrayLen::Range(..),
+                ) = (&elem.kind, &len)
+                {
+                    // array[int8] is a byte buffer.
+                    let range = match len {
+                        ArrayLen::Var => None,
+                        ArrayLen::Range(a, b) => Some((a, b)),
+                    };
+                    TypeKind::Buffer {
+                        dir: Dir::In,
+                        kind: BufferKind::Blob { range },
+                    }
+                } else {
+                    TypeKind::Array {
+                        elem: Box::new(elem),
+                        len,
+                    }
+                }
+            }
+            "void" => TypeKind::Void,
+            "fmt" | "text" | "glob" | "csum" | "compressed_image" | "offsetof" | "optional" => {
+                return err(
+                    &e.pos,
+                    format!("type `{}` is not supported by kfuzz yet", e.name),
+                );
+            }
+            name => {
+                if self.resource_nodes.contains_key(name) {
+                    want(0, 0, "no arguments (or [opt])")?;
+                    TypeKind::Resource(self.resource(name, &e.pos)?)
+                } else if let Some((params, body, tpos)) = self.typedefs.get(name).copied() {
+                    if params.len() != args.len() {
+                        return err(
+                            &e.pos,
+                            format!(
+                                "type `{name}` ({tpos}) takes {} argument(s), found {}",
+                                params.len(),
+                                args.len()
+                            ),
+                        );
+                    }
+                    let map: HashMap<String, TypeArg> = params
+                        .iter()
+                        .cloned()
+                        .zip(args.iter().map(|a| (*a).clone()))
+                        .collect();
+                    match body {
+                        TypeDefBody::Type(t) => match subst_expr(t, &map) {
+                            TypeArg::Type(t2) => {
+                                let mut ty = self.ty(&t2)?;
+                                ty.opt |= opt;
+                                return Ok(ty);
+                            }
+                            other => return err(other.pos(), "a type alias must expand to a type"),
+                        },
+                        TypeDefBody::Struct(s) => {
+                            let key = if args.is_empty() {
+                                name.to_string()
+                            } else {
+                                format!(
+                                    "{name}[{}]",
+                                    args.iter()
+                                        .map(|a| arg_key(a))
+                                        .collect::<Vec<_>>()
+                                        .join(",")
+                                )
+                            };
+                            let fields = s
+                                .fields
+                                .iter()
+                                .map(|f| {
+                                    let ty = match subst_expr(&f.ty, &map) {
+                                        TypeArg::Type(t) => t,
+                                        _ => f.ty.clone(),
+                                    };
+                                    Field {
+                                        name: f.name.clone(),
+                                        ty,
+                                        attrs: f.attrs.clone(),
+                                        pos: f.pos.clone(),
+                                    }
+                                })
+                                .collect();
+                            let def = StructDef {
+                                name: key.clone(),
+                                is_union: s.is_union,
+                                fields,
+                                attrs: s.attrs.clone(),
+                                pos: s.pos.clone(),
+                            };
+                            TypeKind::Struct(self.struct_def(&key, &def)?)
+                        }
+                    }
+                } else if let Some(s) = self.struct_nodes.get(name).copied() {
+                    want(0, 0, "no arguments (or [opt])")?;
+                    TypeKind::Struct(self.struct_def(name, s)?)
+                } else if self.flag_nodes.contains_key(name) {
+                    return err(
+                        &e.pos,
+                        format!("`{name}` is a flag set: write flags[{name}]"),
+                    );
+                } else {
+                    return err(&e.pos, format!("unknown type `{name}`"));
+                }
+            }
+        };
+        Ok(Type { kind, opt })
+    }
+
+    fn dir(&self, a: &TypeArg) -> R<Dir> {
+        match a {
+            TypeArg::Type(t) if t.name == "in" => Ok(Dir::In),
+            TypeArg::Type(t) if t.name == "out" => Ok(Dir::Out),
+            TypeArg::Type(t) if t.name == "inout" => Ok(Dir::InOut),
+            other => err(other.pos(), "expected a direction: in, out or inout"),
+        }
+    }
+
+    fn struct_def(&mut self, key: &str, s: &StructDef) -> R<StructId> {
+        if let Some(id) = self.struct_ids.get(key) {
+            return Ok(*id);
+        }
+        let id = self.structs.len();
+        self.structs.push(StructDesc {
+            name: key.to_string(),
+            is_union: s.is_union,
+            fields: Vec::new(),
+            packed: false,
+            align: None,
+            size: None,
+            varlen: false,
+        });
+        self.struct_ids.insert(key.to_string(), id);
+        let result = (|| {
+            let mut fields = Vec::new();
+            for f in &s.fields {
+                let ty = self.ty(&f.ty)?;
+                let mut dir = None;
+                for a in &f.attrs {
+                    dir = Some(match a.name.as_str() {
+                        "in" => Dir::In,
+                        "out" => Dir::Out,
+                        "inout" => Dir::InOut,
+                        other => {
+                            return err(
+                                &a.pos,
+                                format!("field attribute `{other}` is not supported"),
+                            )
+                        }
+                    });
+                }
+                fields.push(FieldDesc {
+                    name: f.name.clone(),
+                    ty,
+                    dir,
+                });
+            }
+            let (mut packed, mut align, mut size, mut varlen) = (false, None, None, false);
+            for a in &s.attrs {
+                match (a.name.as_str(), a.args.first()) {
+                    ("packed", None) => packed = true,
+                    ("varlen", None) => varlen = true,
+                    ("align", Some(v)) => align = Some(self.value(v)?),
+                    ("size", Some(v)) => size = Some(self.value(v)?),
+                    (other, _) => {
+                        return err(&a.pos, format!("unknown struct attribute `{other}`"))
+                    }
+                }
+            }
+            if s.fields.is_empty() {
+                return err(&s.pos, format!("`{}` has no fields", s.name));
+            }
+            Ok((fields, packed, align, size, varlen))
+        })();
+        match result {
+            Ok((fields, packed, align, size, varlen)) => {
+                let st = &mut self.structs[id];
+                st.fields = fields;
+                st.packed = packed;
+                st.align = align;
+                st.size = size;
+                st.varlen = varlen;
+                Ok(id)
+            }
+            Err(e) => {
+                // Leave the placeholder unreachable by name so the next user sees the same error.
+                self.struct_ids.remove(key);
+                Err(e)
+            }
+        }
+    }
+}
+
+fn arg_key(a: &TypeArg) -> String {
+    match a {
+        TypeArg::Type(t) if t.args.is_empty() => t.name.clone(),
+        TypeArg::Type(t) => format!(
+            "{}[{}]",
+            t.name,
+            t.args.iter().map(arg_key).collect::<Vec<_>>().join(",")
+        ),
+        TypeArg::Int(i, _) => i.to_string(),
+        TypeArg::Str(s, _) => format!("{s:?}"),
+        TypeArg::Colon(x, y) => format!("{}:{}", arg_key(x), arg_key(y)),
+    }
+}
