@@ -59,6 +59,7 @@ pub fn build(
     opts: &BuildOptions,
     shell: &Shell,
 ) -> anyhow::Result<BuildOutcome> {
+    let _lock = tree.lock()?;
     let cc = compiler::detect(manifest.kernel.compiler)?;
     shell.verbose(
         "Compiler",

@@ -315,6 +315,7 @@ pub fn load(tree: &KernelTree, dirs: &[PathBuf], shell: &Shell) -> anyhow::Resul
         .cloned()
         .collect();
     if !missing.is_empty() && const_files.is_empty() {
+        let _lock = tree.lock()?;
         consts.extend(tree_consts(tree, &includes, &missing, shell)?);
     }
     let numbers = syscall_numbers(&tree.root)?;

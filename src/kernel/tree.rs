@@ -66,9 +66,35 @@ impl KernelTree {
         self.work_dir().join("build")
     }
 
+    /// Holds `.kfuzz/lock` exclusively while alive, so that two kfuzz processes never run make
+    /// in the same build dir at once (the second waits).
+    pub fn lock(&self) -> anyhow::Result<WorkLock> {
+        use std::os::fd::AsRawFd;
+        let dir = self.work_dir();
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let path = dir.join("lock");
+        let file = std::fs::File::create(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        // SAFETY: flock on an fd we own.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            bail!(
+                "cannot lock {}: {}",
+                path.display(),
+                std::io::Error::last_os_error()
+            );
+        }
+        Ok(WorkLock { _file: file })
+    }
+
     pub fn manifest_path(&self) -> PathBuf {
         self.root.join(crate::manifest::MANIFEST_NAME)
     }
+}
+
+/// See `KernelTree::lock`; released on drop (closing the file).
+pub struct WorkLock {
+    _file: std::fs::File,
 }
 
 #[cfg(test)]

@@ -197,3 +197,35 @@ fn postcard_bytes(p: &kfuzz_wire::ExecProg) -> Vec<u8> {
     kfuzz_wire::write_msg(&mut v, p).unwrap();
     v
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// Damaged program text gives an error, never a panic; what parses prints back stably.
+    #[test]
+    fn damaged_program_text_never_panics(cut in 0usize..400, insert in "[ -~]{0,6}") {
+        let t = target();
+        let src = "r0 = open(&(0x20000000)='./file0\\x00', 0x42, 0x0)\npipe(&(0x20000040)={<r1=>0xffffffffffffffff, 0x0})\n\
+                   writev(r0, &(0x20000100)=[{&(0x20000200)='hi', 0x2}], 0x1)\n\
+                   sendmsg(r1, &(0x20000300)={0x0, @big=0x5, \"0102\", 'x'}, 0x0)\n";
+        let cut = cut.min(src.len());
+        let cut = (0..=cut).rev().find(|i| src.is_char_boundary(*i)).unwrap_or(0);
+        let damaged = format!("{}{}{}", &src[..cut], insert, &src[cut..]);
+        if let Ok(p) = text::parse(&t, &damaged) {
+            let printed = text::format(&t, &p);
+            let again = text::parse(&t, &printed).map_err(|e| TestCaseError::fail(format!("{e}\n{printed}")))?;
+            prop_assert_eq!(text::format(&t, &again), printed);
+        }
+    }
+
+    /// Damaged description text gives an error or a target, never a panic.
+    #[test]
+    fn damaged_descriptions_never_panic(cut in 0usize..1500, insert in "[ -~\n\t]{0,6}") {
+        let cut = cut.min(DESCRIPTIONS.len());
+        let damaged = format!("{}{}{}", &DESCRIPTIONS[..cut], insert, &DESCRIPTIONS[cut..]);
+        let files = [DescriptionFile { name: "d.txt".into(), text: damaged }];
+        if let Ok(nodes) = parse_files(&files) {
+            let _ = compile(&nodes, &HashMap::new(), &HashMap::new());
+        }
+    }
+}
