@@ -1,10 +1,12 @@
 //! kfuzz as a library: the operations behind the `kfuzz` command, usable without the CLI.
 
 pub mod cli;
+pub mod fuzz;
 pub mod guest;
 pub mod host;
 pub mod kernel;
 pub mod manifest;
 pub mod project;
+pub mod report;
 pub mod shell;
 pub mod vm;

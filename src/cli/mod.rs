@@ -5,6 +5,8 @@ pub mod build;
 pub mod doctor;
 pub mod init;
 pub mod prog;
+pub mod report;
+pub mod run;
 pub mod syscalls;
 
 use clap::{Parser, Subcommand};
@@ -42,6 +44,8 @@ pub enum Command {
     Boot(boot::Args),
     Syscalls(syscalls::Args),
     Prog(prog::Args),
+    Report(report::Args),
+    Run(run::Args),
 }
 
 impl Cli {
@@ -66,6 +70,8 @@ pub fn run(cli: Cli, shell: &Shell) -> anyhow::Result<i32> {
         Command::Boot(a) => boot::exec(a, shell),
         Command::Syscalls(a) => syscalls::exec(a, shell),
         Command::Prog(a) => prog::exec(a, shell),
+        Command::Report(a) => report::exec(a, shell),
+        Command::Run(a) => run::exec(a, shell),
     }
 }
 

@@ -14,6 +14,8 @@ const TAIL_BYTES: usize = 256 << 10;
 
 pub struct Console {
     tail: Arc<Mutex<VecDeque<u8>>>,
+    /// Bytes seen in all (the tail holds the last TAIL_BYTES of them).
+    total: Arc<std::sync::atomic::AtomicU64>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -23,6 +25,7 @@ impl Console {
             .with_context(|| format!("cannot create {}", log_path.display()))?;
         let log = Arc::new(Mutex::new(log));
         let tail = Arc::new(Mutex::new(VecDeque::with_capacity(TAIL_BYTES)));
+        let total = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let mut threads = Vec::new();
         let sources: Vec<Box<dyn Read + Send>> = [
             child
@@ -40,6 +43,7 @@ impl Console {
         for mut src in sources {
             let log = Arc::clone(&log);
             let tail = Arc::clone(&tail);
+            let total = Arc::clone(&total);
             threads.push(std::thread::spawn(move || {
                 let mut buf = [0u8; 8192];
                 loop {
@@ -54,11 +58,16 @@ impl Console {
                         t.extend(&buf[..n]);
                         let excess = t.len().saturating_sub(TAIL_BYTES);
                         t.drain(..excess);
+                        total.fetch_add(n as u64, std::sync::atomic::Ordering::SeqCst);
                     }
                 }
             }));
         }
-        Ok(Console { tail, threads })
+        Ok(Console {
+            tail,
+            total,
+            threads,
+        })
     }
 
     /// The last `n` lines of output.
@@ -75,6 +84,27 @@ impl Console {
             .filter(|l| !l.trim().is_empty())
             .collect();
         lines[lines.len().saturating_sub(n)..].to_vec()
+    }
+
+    /// Bytes of output so far: an offset for `since`.
+    pub fn offset(&self) -> u64 {
+        self.total.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Output after `offset` (as much of it as the tail still holds), and the new offset.
+    pub fn since(&self, offset: u64) -> (String, u64) {
+        let Ok(t) = self.tail.lock() else {
+            return (String::new(), offset);
+        };
+        let total = self.total.load(std::sync::atomic::Ordering::SeqCst);
+        let want = total.saturating_sub(offset).min(t.len() as u64) as usize;
+        let bytes: Vec<u8> = t.iter().skip(t.len() - want).copied().collect();
+        (String::from_utf8_lossy(&bytes).into_owned(), total)
+    }
+
+    /// The whole tail (up to the last 256 KiB).
+    pub fn tail_text(&self) -> String {
+        self.since(0).0
     }
 
     pub fn join(&mut self) {

@@ -225,6 +225,36 @@ impl Vm {
         self.request(&msg, timeout + self.scaled(Duration::from_secs(10)))
     }
 
+    /// Runs one program; the timeout covers the program and the round trip.
+    pub fn exec(
+        &mut self,
+        id: u64,
+        text: &str,
+        prog: &kfuzz_wire::ExecProg,
+        opts: &kfuzz_wire::ExecOpts,
+    ) -> anyhow::Result<kfuzz_wire::ExecResult> {
+        let msg = HostMsg::Exec {
+            id,
+            text: text.to_string(),
+            prog: prog.clone(),
+            opts: opts.clone(),
+        };
+        let wait = Duration::from_millis(opts.timeout_ms) + self.scaled(Duration::from_secs(10));
+        match self.request(&msg, wait)? {
+            GuestMsg::ExecDone(r) => Ok(r),
+            other => bail!("vm{}: unexpected reply {other:?}", self.index),
+        }
+    }
+
+    pub fn console(&self) -> &console::Console {
+        &self.console
+    }
+
+    /// True once QEMU has exited.
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
     pub fn coverage_probe(&mut self) -> anyhow::Result<GuestMsg> {
         let t = self.scaled(Duration::from_secs(20));
         self.request(&HostMsg::CoverageProbe, t)

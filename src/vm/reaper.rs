@@ -6,6 +6,17 @@ use std::os::unix::process::CommandExt;
 use std::sync::{Mutex, Once};
 
 static LIVE: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+/// Set by a long-running command (`kfuzz run`): the first Ctrl-C asks it to stop cleanly (it
+/// shuts its VMs down and prints a summary); a second one kills everything at once.
+static GRACEFUL: Mutex<Option<Box<dyn Fn() + Send>>> = Mutex::new(None);
+static INTERRUPTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+pub fn on_interrupt(f: impl Fn() + Send + 'static) {
+    install_handler();
+    if let Ok(mut g) = GRACEFUL.lock() {
+        *g = Some(Box::new(f));
+    }
+}
 static HANDLER: Once = Once::new();
 
 /// Sets up `cmd` so its process dies with us and sits in its own process group.
@@ -58,6 +69,16 @@ pub fn kill_all() {
 fn install_handler() {
     HANDLER.call_once(|| {
         let _ = ctrlc::set_handler(|| {
+            let n = INTERRUPTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if n == 0 {
+                if let Ok(g) = GRACEFUL.lock() {
+                    if let Some(f) = g.as_ref() {
+                        eprintln!("\ninterrupted: stopping (Ctrl-C again to kill the VMs now)");
+                        f();
+                        return;
+                    }
+                }
+            }
             kill_all();
             eprintln!("\ninterrupted: VMs stopped");
             std::process::exit(130);

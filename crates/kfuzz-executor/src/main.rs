@@ -5,6 +5,7 @@
 //! sends the handshake and answers the host's requests. It never decides policy: the host says
 //! what to run.
 
+mod exec;
 mod init;
 mod kcov;
 mod serve;

@@ -91,6 +91,7 @@ pub fn run() -> i32 {
         return 1;
     }
     println!("kfuzz-executor: handshake sent on {}", port.display());
+    let mut executor = crate::exec::Executor::new();
     loop {
         let msg: HostMsg = match read_msg(&mut chan) {
             Ok(m) => m,
@@ -109,6 +110,12 @@ pub fn run() -> i32 {
                 run_command(&argv, Duration::from_millis(timeout_ms))
             }
             HostMsg::CoverageProbe => GuestMsg::CoverageProbe(coverage_probe()),
+            HostMsg::Exec {
+                id,
+                text,
+                prog,
+                opts,
+            } => GuestMsg::ExecDone(executor.run(id, &text, &prog, &opts)),
             HostMsg::Shutdown => {
                 println!("kfuzz-executor: shutting down");
                 // A reboot, not a power-off: QEMU runs with -no-reboot and exits on it, and it

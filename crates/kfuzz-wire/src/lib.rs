@@ -68,8 +68,56 @@ pub enum HostMsg {
     Command { argv: Vec<String>, timeout_ms: u64 },
     /// Enable KCOV on a thread, do a few real syscalls, count distinct kernel PCs.
     CoverageProbe,
+    /// Run one program in a forked child with KCOV and return per-call results.
+    Exec {
+        /// Printed on the console before the program runs, so a crash log shows what ran.
+        id: u64,
+        text: String,
+        prog: ExecProg,
+        opts: ExecOpts,
+    },
     /// End the guest (QEMU exits).
     Shutdown,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Sandbox {
+    #[default]
+    None,
+    /// Run as nobody (65534).
+    Setuid,
+    /// New user, mount, net, ipc and uts namespaces.
+    Namespace,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecOpts {
+    pub sandbox: Sandbox,
+    /// Return all of each call's signal, not only what this executor has not returned before
+    /// (triage needs the whole signal to check it is stable).
+    pub full_signal: bool,
+    /// Kill the program after this long.
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct CallResult {
+    pub executed: bool,
+    pub ret: i64,
+    pub errno: i32,
+    /// Edge signal (hashes of consecutive PC pairs), filtered unless `full_signal`.
+    pub signal: Vec<u32>,
+    /// PCs this call covered (with repeats collapsed).
+    pub cover: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ExecResult {
+    pub calls: Vec<CallResult>,
+    /// PCs never reported by this executor before.
+    pub new_pcs: Vec<u64>,
+    /// The program did not finish within the timeout and was killed.
+    pub hanged: bool,
 }
 
 /// Guest → host.
@@ -86,6 +134,7 @@ pub enum GuestMsg {
         stderr: Vec<u8>,
     },
     CoverageProbe(Result<ProbeResult, String>),
+    ExecDone(ExecResult),
     /// A request failed before it could run (e.g. the program does not exist).
     Error(String),
 }

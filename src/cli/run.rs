@@ -1,0 +1,155 @@
+//! `kfuzz run [--syscalls GLOBS] [--vms N] [--sandbox S] [--duration D] [--workdir DIR]`
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::syscalls::TargetArgs;
+use crate::fuzz::{FuzzOptions, Fuzzer};
+use crate::guest::initramfs;
+use crate::shell::Shell;
+use crate::vm::{Accel, VmSpec};
+
+/// Coverage-guided fuzzing of the selected syscalls on the built kernel, until stopped
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Number of VMs (default: kfuzz.toml's vm.count)
+    #[arg(long, value_name = "N")]
+    pub vms: Option<usize>,
+    /// none | setuid (run programs as nobody) | namespace (new user/mount/net/ipc/uts namespaces)
+    #[arg(long, value_enum, default_value_t = SandboxArg::None)]
+    pub sandbox: SandboxArg,
+    /// Stop after this long (`90s`, `30m`, `2h`); default: until Ctrl-C
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Where the corpus and crashes live (default: kfuzz.toml's fuzz.workdir)
+    #[arg(long, value_name = "DIR")]
+    pub workdir: Option<PathBuf>,
+    /// Seed the program generator (runs still differ: the kernel is not deterministic)
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Generate programs only, with no coverage feedback (a baseline for benchmarks)
+    #[arg(long, hide = true)]
+    pub no_feedback: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum SandboxArg {
+    None,
+    Setuid,
+    Namespace,
+}
+
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("expected a duration like 90s, 30m or 2h, found {s:?}"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("unknown unit {unit:?} in {s:?}: use s, m or h")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
+    let l = args.target.load(shell)?;
+    let t = Arc::new(l.loaded.target);
+    if l.selection.enabled.is_empty() {
+        anyhow::bail!("no call is selected: see `kfuzz syscalls --syscalls …`");
+    }
+    let names: Vec<&str> = l
+        .selection
+        .enabled
+        .iter()
+        .map(|id| t.syscalls[*id].name.as_str())
+        .collect();
+    shell.status(
+        "Enabled",
+        format!("{} calls: {}", names.len(), names.join(" ")),
+    );
+    let kernel = crate::vm::boot::kernel_from_build(&l.tree.build_dir())?;
+    let work = l.tree.work_dir();
+    let initrd = initramfs::build(&work.join("guest"), &l.manifest.guest.files, &l.tree.root)?;
+    let accel = Accel::detect();
+    if let Accel::Tcg(why) = &accel {
+        shell.note(
+            "Notice",
+            format!(
+                "using TCG (slow software emulation): {why}; timeouts x{}",
+                accel.timeout_scale()
+            ),
+        );
+    }
+    let vm = &l.manifest.vm;
+    let spec = VmSpec {
+        kernel,
+        initrd: initrd.path,
+        work_dir: work.clone(),
+        accel,
+        cpus: vm.cpus,
+        memory_mb: vm.memory_mb,
+        cmdline: vm.cmdline.clone(),
+        qemu_args: vm.qemu_args.clone(),
+    };
+    let workdir = match &args.workdir {
+        Some(d) => std::path::absolute(d)?,
+        None => l.tree.root.join(&l.manifest.fuzz.workdir),
+    };
+    let vms = args.vms.unwrap_or(vm.count as usize).max(1);
+    let sandbox = match args.sandbox {
+        SandboxArg::None => kfuzz_wire::Sandbox::None,
+        SandboxArg::Setuid => kfuzz_wire::Sandbox::Setuid,
+        SandboxArg::Namespace => kfuzz_wire::Sandbox::Namespace,
+    };
+    let fuzzer = Fuzzer::new(
+        FuzzOptions {
+            target: t,
+            enabled: l.selection.enabled.clone(),
+            spec,
+            vms,
+            sandbox,
+            duration: args.duration,
+            workdir: workdir.clone(),
+            no_feedback: args.no_feedback,
+            seed: args.seed,
+        },
+        shell,
+    )?;
+    let f = Arc::clone(&fuzzer);
+    crate::vm::reaper::on_interrupt(move || f.stop.store(true, Ordering::SeqCst));
+    shell.status(
+        "Fuzzing",
+        format!(
+            "with {vms} VM{} (work dir {})",
+            if vms == 1 { "" } else { "s" },
+            workdir.display()
+        ),
+    );
+    let summary = fuzzer.run();
+    shell.status(
+        "Finished",
+        format!(
+            "{:.0}s: {} execs, corpus {}, signal {}, cover {}, {} crash title(s)",
+            summary.elapsed_secs,
+            summary.execs,
+            summary.corpus,
+            summary.signal,
+            summary.cover,
+            summary.crashes.len()
+        ),
+    );
+    for (title, n) in &summary.crashes {
+        shell.println(format!("crash: {title} ({n}x)"));
+    }
+    shell.println(format!("corpus:  {}", workdir.join("corpus").display()));
+    shell.println(format!("crashes: {}", workdir.join("crashes").display()));
+    shell.json(&serde_json::json!({"reason": "run-finished", "summary": summary}));
+    Ok(0)
+}

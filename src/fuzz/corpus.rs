@@ -1,0 +1,46 @@
+//! The corpus on disk: one program text per file, named by the hash of its text, written
+//! atomically (temp file, fsync, rename, fsync of the directory) so that `kill -9` at any moment
+//! loses no program that was announced as added.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use sha2::{Digest, Sha256};
+
+pub fn name_of(text: &str) -> String {
+    hex::encode(&Sha256::digest(text.as_bytes())[..10])
+}
+
+/// Writes `text` under `dir` durably; returns its path.
+pub fn save(dir: &Path, text: &str) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join(format!("{}.syz", name_of(text)));
+    if path.exists() {
+        return Ok(path);
+    }
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot write in {}", dir.display()))?;
+    tmp.write_all(text.as_bytes())?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(path)
+}
+
+/// Every `*.syz` file's text, sorted by name.
+pub fn load_texts(dir: &Path) -> Vec<(PathBuf, String)> {
+    let mut out: Vec<(PathBuf, String)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "syz"))
+        .filter_map(|p| std::fs::read_to_string(&p).ok().map(|t| (p, t)))
+        .collect();
+    out.sort();
+    out
+}

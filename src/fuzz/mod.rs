@@ -1,0 +1,545 @@
+//! The fuzzing loop: VMs run programs from the manager, new signal is triaged (re-run to keep
+//! only stable signal, minimized while it stays) into the corpus, and console oopses become
+//! crash reports. Knows nothing of clap; reports through `Shell` and `Stats`.
+
+pub mod corpus;
+pub mod crashes;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kfuzz_prog::gen::{self, ChoiceTable};
+use kfuzz_prog::prog::Prog;
+use kfuzz_prog::target::Target;
+use kfuzz_prog::{exec, minimize, mutate, text};
+use kfuzz_wire::{ExecOpts, ExecResult, Sandbox};
+use rand::{Rng, SeedableRng};
+
+use crate::report::{self, CrashKind, CrashReport};
+use crate::shell::Shell;
+use crate::vm::{Vm, VmSpec};
+
+/// Base (KVM) program timeout; scaled under TCG.
+const PROG_TIMEOUT: Duration = Duration::from_secs(5);
+/// How many times a program with new signal is re-run during triage.
+const TRIAGE_RUNS: usize = 3;
+
+pub struct FuzzOptions {
+    pub target: Arc<Target>,
+    pub enabled: Vec<usize>,
+    pub spec: VmSpec,
+    pub vms: usize,
+    pub sandbox: Sandbox,
+    pub duration: Option<Duration>,
+    pub workdir: PathBuf,
+    /// Feedback off: generate only, never triage (the baseline `kfuzz bench` compares with).
+    pub no_feedback: bool,
+    pub seed: Option<u64>,
+}
+
+#[derive(Default)]
+pub struct Stats {
+    pub execs: AtomicU64,
+    pub corpus: AtomicU64,
+    pub signal: AtomicU64,
+    pub cover: AtomicU64,
+    pub crashes: AtomicU64,
+    pub vm_restarts: AtomicU64,
+}
+
+struct CorpusEntry {
+    prog: Prog,
+    signal: usize,
+}
+
+#[derive(Default)]
+struct State {
+    corpus: Vec<CorpusEntry>,
+    corpus_names: HashSet<String>,
+    max_signal: HashSet<u32>,
+    corpus_signal: HashSet<u32>,
+    cover: HashSet<u64>,
+    /// Programs to triage before fuzzing (the corpus of an earlier run).
+    candidates: VecDeque<Prog>,
+    crash_titles: HashMap<String, usize>,
+}
+
+pub struct Fuzzer {
+    opts: FuzzOptions,
+    ct: ChoiceTable,
+    state: Mutex<State>,
+    pub stats: Stats,
+    pub stop: AtomicBool,
+    next_id: AtomicU64,
+    shell: Shell,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct Summary {
+    pub elapsed_secs: f64,
+    pub execs: u64,
+    pub corpus: u64,
+    pub signal: u64,
+    pub cover: u64,
+    pub crashes: Vec<(String, usize)>,
+    pub workdir: PathBuf,
+}
+
+impl Fuzzer {
+    pub fn new(opts: FuzzOptions, shell: &Shell) -> anyhow::Result<Arc<Fuzzer>> {
+        let ct = ChoiceTable::new(&opts.target, &opts.enabled);
+        let mut state = State::default();
+        let corpus_dir = opts.workdir.join("corpus");
+        let mut bad = 0;
+        for (path, src) in corpus::load_texts(&corpus_dir) {
+            match text::parse(&opts.target, &src) {
+                Ok(p) => {
+                    state.corpus_names.insert(corpus::name_of(&src));
+                    state.candidates.push_back(p);
+                }
+                Err(e) => {
+                    bad += 1;
+                    shell.warn(format!(
+                        "{}:{e} (skipped: it does not fit the current descriptions)",
+                        path.display()
+                    ));
+                }
+            }
+        }
+        if !state.candidates.is_empty() || bad > 0 {
+            shell.status(
+                "Loaded",
+                format!(
+                    "{} corpus programs from {} ({bad} skipped); re-triaging them",
+                    state.candidates.len(),
+                    corpus_dir.display()
+                ),
+            );
+        }
+        Ok(Arc::new(Fuzzer {
+            opts,
+            ct,
+            state: Mutex::new(state),
+            stats: Stats::default(),
+            stop: AtomicBool::new(false),
+            next_id: AtomicU64::new(0),
+            shell: shell.clone(),
+        }))
+    }
+
+    fn exec_opts(&self, full_signal: bool) -> ExecOpts {
+        ExecOpts {
+            sandbox: self.opts.sandbox,
+            full_signal,
+            timeout_ms: (PROG_TIMEOUT * self.opts.spec.accel.timeout_scale()).as_millis() as u64,
+        }
+    }
+
+    /// Runs until the duration passes or `stop` is set; one thread per VM.
+    pub fn run(self: &Arc<Self>) -> Summary {
+        let started = Instant::now();
+        let workers: Vec<_> = (0..self.opts.vms)
+            .map(|i| {
+                let f = Arc::clone(self);
+                std::thread::spawn(move || f.worker(i))
+            })
+            .collect();
+        let mut last = Instant::now();
+        let term = self.shell.is_term();
+        while !self.stop.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(250));
+            if self.opts.duration.is_some_and(|d| started.elapsed() >= d) {
+                self.stop.store(true, Ordering::SeqCst);
+            }
+            let every = if term {
+                Duration::from_secs(1)
+            } else {
+                Duration::from_secs(10)
+            };
+            if last.elapsed() >= every {
+                last = Instant::now();
+                let line = self.status_line(started.elapsed());
+                if term {
+                    eprint!("\r\x1b[2K{line}");
+                } else {
+                    self.shell.status("Fuzzing", line);
+                }
+            }
+        }
+        if term {
+            eprintln!();
+        }
+        for w in workers {
+            let _ = w.join();
+        }
+        let st = self.state.lock().map(|s| {
+            let mut c: Vec<(String, usize)> = s
+                .crash_titles
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect();
+            c.sort();
+            c
+        });
+        Summary {
+            elapsed_secs: started.elapsed().as_secs_f64(),
+            execs: self.stats.execs.load(Ordering::SeqCst),
+            corpus: self.stats.corpus.load(Ordering::SeqCst),
+            signal: self.stats.signal.load(Ordering::SeqCst),
+            cover: self.stats.cover.load(Ordering::SeqCst),
+            crashes: st.unwrap_or_default(),
+            workdir: self.opts.workdir.clone(),
+        }
+    }
+
+    pub fn status_line(&self, elapsed: Duration) -> String {
+        let execs = self.stats.execs.load(Ordering::SeqCst);
+        format!(
+            "{}  execs {execs} ({:.1}/s)  corpus {}  signal {}  cover {}  crashes {}",
+            crate::kernel::build::human_duration(Duration::from_secs(elapsed.as_secs())),
+            execs as f64 / elapsed.as_secs_f64().max(0.001),
+            self.stats.corpus.load(Ordering::SeqCst),
+            self.stats.signal.load(Ordering::SeqCst),
+            self.stats.cover.load(Ordering::SeqCst),
+            self.stats.crashes.load(Ordering::SeqCst),
+        )
+    }
+
+    fn worker(self: Arc<Self>, index: usize) {
+        let mut rng = match self.opts.seed {
+            Some(s) => rand::rngs::SmallRng::seed_from_u64(s.wrapping_add(index as u64)),
+            None => rand::rngs::SmallRng::from_entropy(),
+        };
+        let mut failures = 0;
+        while !self.stop.load(Ordering::SeqCst) {
+            // The VM is started here and lives no longer than this thread (see Vm::start).
+            let mut vm = match Vm::start(&self.opts.spec, index) {
+                Ok(vm) => vm,
+                Err(e) => {
+                    self.shell.warn(format!("vm{index}: {e:#}"));
+                    failures += 1;
+                    if failures > 3 {
+                        self.stop.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                    continue;
+                }
+            };
+            let boot_timeout = crate::vm::boot::BOOT_TIMEOUT * self.opts.spec.accel.timeout_scale();
+            if let Err(e) = vm.wait_ready(boot_timeout) {
+                self.shell.warn(format!("{e:#}"));
+                failures += 1;
+                if failures > 3 {
+                    self.shell.warn(format!(
+                        "vm{index}: failed to boot {failures} times in a row; stopping"
+                    ));
+                    self.stop.store(true, Ordering::SeqCst);
+                    return;
+                }
+                continue;
+            }
+            failures = 0;
+            let scan_from = vm.console().offset();
+            self.fuzz_vm(&mut vm, scan_from, &mut rng);
+            self.stats.vm_restarts.fetch_add(1, Ordering::SeqCst);
+            if self.stop.load(Ordering::SeqCst) {
+                vm.shutdown();
+                return;
+            }
+        }
+    }
+
+    /// Fuzzes on one booted VM until it crashes or the run stops.
+    fn fuzz_vm(&self, vm: &mut Vm, mut scan_from: u64, rng: &mut impl Rng) {
+        while !self.stop.load(Ordering::SeqCst) {
+            let candidate = self
+                .state
+                .lock()
+                .ok()
+                .and_then(|mut s| s.candidates.pop_front());
+            let (prog, is_candidate) = match candidate {
+                Some(p) => (p, true),
+                None => (self.next_prog(rng), false),
+            };
+            let result = if is_candidate {
+                self.triage(vm, &prog, None, &mut scan_from)
+            } else {
+                match self.exec(vm, &prog, false, &mut scan_from) {
+                    Some(r) => {
+                        if self.opts.no_feedback {
+                            Ok(())
+                        } else {
+                            let new = self.new_signal(&r);
+                            if new.is_empty() {
+                                Ok(())
+                            } else {
+                                self.triage(vm, &prog, Some(new), &mut scan_from)
+                            }
+                        }
+                    }
+                    None => Err(()),
+                }
+            };
+            if result.is_err() {
+                return;
+            }
+        }
+    }
+
+    fn next_prog(&self, rng: &mut impl Rng) -> Prog {
+        let t = &*self.opts.target;
+        let pick = self.state.lock().ok().and_then(|s| {
+            if s.corpus.is_empty() || self.opts.no_feedback || rng.gen_ratio(1, 10) {
+                return None;
+            }
+            let total: usize = s.corpus.iter().map(|e| e.signal.max(1)).sum();
+            let mut x = rng.gen_range(0..total.max(1));
+            let mut chosen = 0;
+            for (i, e) in s.corpus.iter().enumerate() {
+                if x < e.signal.max(1) {
+                    chosen = i;
+                    break;
+                }
+                x -= e.signal.max(1);
+            }
+            let other = rng.gen_range(0..s.corpus.len());
+            Some((s.corpus[chosen].prog.clone(), s.corpus[other].prog.clone()))
+        });
+        match pick {
+            Some((p, other)) => mutate::mutate(t, &self.ct, rng, &p, &[other]),
+            None => {
+                let n = rng.gen_range(1..8);
+                gen::generate(t, &self.ct, rng, n)
+            }
+        }
+    }
+
+    /// Signal in `r` that the whole fuzzer has not seen, which it now has.
+    fn new_signal(&self, r: &ExecResult) -> HashSet<u32> {
+        let Ok(mut s) = self.state.lock() else {
+            return HashSet::new();
+        };
+        let mut new = HashSet::new();
+        for c in &r.calls {
+            for sig in &c.signal {
+                if s.max_signal.insert(*sig) {
+                    new.insert(*sig);
+                }
+            }
+        }
+        for pc in &r.new_pcs {
+            s.cover.insert(*pc);
+        }
+        self.stats
+            .cover
+            .store(s.cover.len() as u64, Ordering::SeqCst);
+        new
+    }
+
+    /// Runs a program; None when the VM crashed or stopped answering (the crash is recorded).
+    fn exec(
+        &self,
+        vm: &mut Vm,
+        prog: &Prog,
+        full_signal: bool,
+        scan_from: &mut u64,
+    ) -> Option<ExecResult> {
+        let t = &*self.opts.target;
+        let id = self.next_id.fetch_add(1, Ordering::SeqCst);
+        let txt = text::format(t, prog);
+        let encoded = exec::encode(t, prog);
+        let res = vm.exec(id, &txt, &encoded, &self.exec_opts(full_signal));
+        self.stats.execs.fetch_add(1, Ordering::SeqCst);
+        match res {
+            Ok(r) => {
+                if self.check_console(vm, scan_from, false) {
+                    return None;
+                }
+                if !full_signal {
+                    let mut s = self.state.lock().ok()?;
+                    for pc in &r.new_pcs {
+                        s.cover.insert(*pc);
+                    }
+                    self.stats
+                        .cover
+                        .store(s.cover.len() as u64, Ordering::SeqCst);
+                }
+                Some(r)
+            }
+            Err(e) => {
+                if !self.check_console(vm, scan_from, true) {
+                    let kind = if vm.exited() {
+                        CrashKind::LostConnection
+                    } else {
+                        CrashKind::NoOutput
+                    };
+                    let title = if kind == CrashKind::NoOutput {
+                        "no output from the guest"
+                    } else {
+                        "lost connection to the guest"
+                    };
+                    let r = CrashReport {
+                        title: title.into(),
+                        kind,
+                        report: format!("{e:#}"),
+                        line: 0,
+                        truncated: false,
+                        corrupted: false,
+                    };
+                    self.record_crash(vm, &r);
+                }
+                None
+            }
+        }
+    }
+
+    /// Looks for a report in the console since the last look. `dying`: the VM is going away,
+    /// so wait for the rest of the report. Returns true when a crash was recorded.
+    fn check_console(&self, vm: &mut Vm, scan_from: &mut u64, dying: bool) -> bool {
+        let (text, _) = vm.console().since(*scan_from);
+        let mut reports = report::parse(&text);
+        if reports.is_empty() && !dying {
+            return false;
+        }
+        // Let the kernel finish printing (a panic ends QEMU; a WARNING goes on).
+        let settle =
+            Instant::now() + vm.scaled(Duration::from_millis(if dying { 1500 } else { 700 }));
+        while Instant::now() < settle && !vm.exited() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let (text, end) = vm.console().since(*scan_from);
+        reports = report::parse(&text);
+        *scan_from = end;
+        match reports.into_iter().next() {
+            Some(r) => {
+                self.record_crash(vm, &r);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn record_crash(&self, vm: &Vm, r: &CrashReport) {
+        let log = vm.console().tail_text();
+        let dir = self.opts.workdir.join("crashes");
+        match crashes::save(&dir, r, &log) {
+            Ok((path, new)) => {
+                self.stats.crashes.fetch_add(1, Ordering::SeqCst);
+                if let Ok(mut s) = self.state.lock() {
+                    *s.crash_titles.entry(r.title.clone()).or_default() += 1;
+                }
+                if new {
+                    if self.shell.is_term() {
+                        eprint!("\r\x1b[2K");
+                    }
+                    self.shell.note(
+                        "Crash",
+                        format!("{} (vm{}, {})", r.title, vm.index, path.display()),
+                    );
+                    self.shell.json(&serde_json::json!({"reason": "crash", "title": r.title, "kind": r.kind, "dir": path}));
+                }
+            }
+            Err(e) => self
+                .shell
+                .warn(format!("cannot save crash {:?}: {e:#}", r.title)),
+        }
+    }
+
+    /// Re-runs a program to keep its stable signal, minimizes it while that signal stays, and
+    /// adds it to the corpus. `new`: the signal that made it interesting (None: a candidate from
+    /// disk, whose whole stable signal counts). Err: the VM is gone.
+    fn triage(
+        &self,
+        vm: &mut Vm,
+        prog: &Prog,
+        new: Option<HashSet<u32>>,
+        scan_from: &mut u64,
+    ) -> Result<(), ()> {
+        let t = &*self.opts.target;
+        let mut stable: Option<HashSet<u32>> = None;
+        for _ in 0..TRIAGE_RUNS {
+            let r = self.exec(vm, prog, true, scan_from).ok_or(())?;
+            let sig: HashSet<u32> = r
+                .calls
+                .iter()
+                .flat_map(|c| c.signal.iter().copied())
+                .collect();
+            stable = Some(match stable {
+                None => sig,
+                Some(s) => s.intersection(&sig).copied().collect(),
+            });
+        }
+        let mut stable = stable.unwrap_or_default();
+        if let Some(new) = &new {
+            stable.retain(|s| new.contains(s));
+        }
+        {
+            let Ok(mut s) = self.state.lock() else {
+                return Ok(());
+            };
+            stable.retain(|x| !s.corpus_signal.contains(x));
+            if stable.is_empty() {
+                return Ok(());
+            }
+            for x in &stable {
+                s.max_signal.insert(*x);
+            }
+        }
+        // Minimize: drop calls from the end while the stable signal is still produced.
+        let mut p = prog.clone();
+        let mut i = p.calls.len();
+        while i > 0 && p.calls.len() > 1 {
+            i -= 1;
+            let mut q = p.clone();
+            minimize::remove_call(t, &mut q, i);
+            let r = self.exec(vm, &q, true, scan_from).ok_or(())?;
+            let sig: HashSet<u32> = r
+                .calls
+                .iter()
+                .flat_map(|c| c.signal.iter().copied())
+                .collect();
+            if stable.iter().all(|x| sig.contains(x)) {
+                p = q;
+            }
+        }
+        let txt = text::format(t, &p);
+        let name = corpus::name_of(&txt);
+        let Ok(mut s) = self.state.lock() else {
+            return Ok(());
+        };
+        if !s.corpus_names.contains(&name) || new.is_none() {
+            if let Err(e) = corpus::save(&self.opts.workdir.join("corpus"), &txt) {
+                self.shell
+                    .warn(format!("cannot save a corpus program: {e:#}"));
+                return Ok(());
+            }
+            s.corpus_names.insert(name);
+        }
+        for x in &stable {
+            s.corpus_signal.insert(*x);
+        }
+        s.corpus.push(CorpusEntry {
+            prog: p,
+            signal: stable.len(),
+        });
+        self.stats
+            .corpus
+            .store(s.corpus.len() as u64, Ordering::SeqCst);
+        self.stats
+            .signal
+            .store(s.corpus_signal.len() as u64, Ordering::SeqCst);
+        self.shell.verbose(
+            "Added",
+            format!(
+                "corpus program {} (+{} signal)",
+                s.corpus.len(),
+                stable.len()
+            ),
+        );
+        Ok(())
+    }
+}
