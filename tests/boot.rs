@@ -103,29 +103,8 @@ fn a_kernel_that_panics_at_boot_is_reported_with_the_panic_line() {
     assert!(err.contains("last console lines"), "{err}");
 }
 
-/// Every qemu-system process whose command line mentions `dir`.
-fn qemus_in(dir: &std::path::Path) -> Vec<String> {
-    let out = Command::new("pgrep")
-        .args(["-af", "qemu-system"])
-        .output()
-        .unwrap();
-    let needle = dir.display().to_string();
-    stdout_of(&out)
-        .lines()
-        .filter(|l| l.contains(&needle))
-        .map(str::to_string)
-        .collect()
-}
-
 fn kill_mid_boot_leaves_no_qemu(signal: &str) {
-    let (tree, _) = build_test_kernel();
-    // A private copy of the tree view so that other tests' VMs are not counted.
-    let tmp = tempfile::tempdir().unwrap();
-    let view = common::tree_view(&tmp.path().join("linux"));
-    std::fs::write(view.join("kfuzz.toml"), common::TEST_KERNEL_MANIFEST).unwrap();
-    std::fs::create_dir_all(view.join(".kfuzz")).unwrap();
-    std::os::unix::fs::symlink(tree.join(".kfuzz/build"), view.join(".kfuzz/build")).unwrap();
-
+    let (_tmp, view) = common::private_test_tree();
     let bin = assert_cmd::cargo::cargo_bin("kfuzz");
     let mut child = Command::new(bin)
         .args(["boot", "--vms", "2"])
@@ -136,7 +115,7 @@ fn kill_mid_boot_leaves_no_qemu(signal: &str) {
         .unwrap();
     let work = view.join(".kfuzz");
     let deadline = Instant::now() + Duration::from_secs(120);
-    while qemus_in(&work).len() < 2 {
+    while common::qemus_in(&work).len() < 2 {
         assert!(Instant::now() < deadline, "QEMU never started");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -149,7 +128,7 @@ fn kill_mid_boot_leaves_no_qemu(signal: &str) {
     let _ = child.wait();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let left = qemus_in(&work);
+        let left = common::qemus_in(&work);
         if left.is_empty() {
             break;
         }

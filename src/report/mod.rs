@@ -211,9 +211,7 @@ fn title(kind: CrashKind, lines: &[&str]) -> (String, bool) {
             with("kernel BUG", rip_func(lines).or_else(|| first_frame(lines)))
         }
         CrashKind::Bug => {
-            let what = first
-                .trim_end_matches(['!', ':'])
-                .to_string();
+            let what = first.trim_end_matches(['!', ':']).to_string();
             let what = what.split(" at ").next().unwrap_or(&what).to_string();
             with(&what, rip_func(lines).or_else(|| first_frame(lines)))
         }

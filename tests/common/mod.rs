@@ -193,3 +193,30 @@ pub fn debian_kernel() -> PathBuf {
     let _ = std::fs::remove_file(&deb);
     find().expect("a vmlinuz in the kernel package")
 }
+
+/// A private view of the test kernel's tree (its own kfuzz.toml and .kfuzz/, the shared build
+/// linked in), so that a test's VMs and work files are its own.
+pub fn private_test_tree() -> (tempfile::TempDir, PathBuf) {
+    let (shared, _) = build_test_kernel();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let view = tree_view(&tmp.path().join("linux"));
+    std::fs::write(view.join("kfuzz.toml"), TEST_KERNEL_MANIFEST).expect("manifest");
+    std::fs::create_dir_all(view.join(".kfuzz")).expect(".kfuzz");
+    std::os::unix::fs::symlink(shared.join(".kfuzz/build"), view.join(".kfuzz/build"))
+        .expect("link the build");
+    (tmp, view)
+}
+
+/// Every qemu-system process whose command line mentions `dir`.
+pub fn qemus_in(dir: &Path) -> Vec<String> {
+    let out = Command::new("pgrep")
+        .args(["-af", "qemu-system"])
+        .output()
+        .expect("pgrep");
+    let needle = dir.display().to_string();
+    stdout_of(&out)
+        .lines()
+        .filter(|l| l.contains(&needle))
+        .map(str::to_string)
+        .collect()
+}

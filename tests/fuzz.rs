@@ -1,0 +1,285 @@
+//! `kfuzz run` on the real test kernel: a corpus that grows and survives, crashes from LKDTM,
+//! and `kill -9` in the middle.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{kfuzz, stderr_of, stdout_of};
+
+fn summary(out: &std::process::Output) -> serde_json::Value {
+    stdout_of(out)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|m| m["reason"] == "run-finished")
+        .map(|m| m["summary"].clone())
+        .unwrap_or_else(|| {
+            panic!(
+                "no run-finished message:\n{}\n{}",
+                stdout_of(out),
+                stderr_of(out)
+            )
+        })
+}
+
+fn corpus_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "syz"))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn fuzzing_shm_grows_a_corpus_that_parses_and_reloads() {
+    let (_tmp, tree) = common::private_test_tree();
+    let work = tree.join("work");
+    let out = kfuzz()
+        .args([
+            "run",
+            "--syscalls",
+            "shm*",
+            "--vms",
+            "1",
+            "--duration",
+            "120s",
+            "--workdir",
+        ])
+        .arg(&work)
+        .current_dir(&tree)
+        .timeout(Duration::from_secs(900))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let err = stderr_of(&out);
+    // The status line is printed every 10 s: the corpus grows between the first and the last.
+    let corpus_sizes: Vec<u64> = err
+        .lines()
+        .filter(|l| l.trim_start().starts_with("Fuzzing") && l.contains("corpus "))
+        .filter_map(|l| {
+            l.split("corpus ")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert!(corpus_sizes.len() >= 5, "{err}");
+    assert!(
+        corpus_sizes.last() > corpus_sizes.first(),
+        "corpus did not grow: {corpus_sizes:?}"
+    );
+    assert!(err.contains("signal "), "{err}");
+    let files = corpus_files(&work.join("corpus"));
+    assert!(!files.is_empty());
+    assert_eq!(
+        files.len() as u64,
+        *corpus_sizes.last().unwrap().max(&(files.len() as u64))
+    );
+
+    // Every corpus file is canonical program text for the current descriptions.
+    let check = kfuzz()
+        .args(["prog", "fmt", "--check", "--syscalls", "*"])
+        .args(&files)
+        .current_dir(&tree)
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{}", stderr_of(&check));
+
+    // A second run loads every program and re-executes them (re-triage) before fuzzing.
+    let out = kfuzz()
+        .args([
+            "run",
+            "--syscalls",
+            "shm*",
+            "--vms",
+            "1",
+            "--duration",
+            "40s",
+            "--message-format",
+            "json",
+            "--workdir",
+        ])
+        .arg(&work)
+        .current_dir(&tree)
+        .timeout(Duration::from_secs(900))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let s = summary(&out);
+    assert!(s["corpus"].as_u64().unwrap() > 0, "{s}");
+    assert!(s["signal"].as_u64().unwrap() > 0, "{s}");
+    assert!(
+        s["execs"].as_u64().unwrap() >= files.len() as u64,
+        "every corpus program ran again: {s}"
+    );
+    for f in &files {
+        assert!(f.exists(), "{} lost", f.display());
+    }
+}
+
+#[test]
+fn lkdtm_crashes_are_found_titled_and_fuzzing_goes_on() {
+    let (_tmp, tree) = common::private_test_tree();
+    let work = tree.join("work");
+    let out = kfuzz()
+        .args([
+            "run",
+            "--syscalls",
+            "*lkdtm*",
+            "--vms",
+            "1",
+            "--duration",
+            "120s",
+            "--message-format",
+            "json",
+            "--workdir",
+        ])
+        .arg(&work)
+        .current_dir(&tree)
+        .timeout(Duration::from_secs(900))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let s = summary(&out);
+    let crashes = s["crashes"].as_array().unwrap();
+    assert!(!crashes.is_empty(), "no crash found: {s}");
+    let occurrences: u64 = crashes.iter().map(|c| c[1].as_u64().unwrap()).sum();
+    assert!(
+        occurrences >= 2,
+        "fuzzing went on after the first crash: {s}"
+    );
+    let known = [
+        "WARNING in lkdtm_",
+        "kernel BUG in ",
+        "KASAN: ",
+        "general protection fault in lkdtm_",
+        "kernel panic: ",
+        "WARNING in refcount_warn_saturate",
+        "BUG: ",
+    ];
+    let mut dirs = 0;
+    for entry in std::fs::read_dir(work.join("crashes")).unwrap().flatten() {
+        dirs += 1;
+        let d = entry.path();
+        let title = std::fs::read_to_string(d.join("description")).unwrap();
+        let title = title.trim();
+        assert!(
+            known.iter().any(|k| title.starts_with(k)),
+            "unexpected title {title:?}"
+        );
+        let report = std::fs::read_to_string(d.join("report0")).unwrap();
+        let log = std::fs::read_to_string(d.join("log0")).unwrap();
+        assert!(
+            log.contains("kfuzz: executing program"),
+            "the log shows the programs that ran"
+        );
+        assert!(log.contains("lkdtm: Performing direct entry"), "{log}");
+        if let Some(func) = title.split(" in ").nth(1) {
+            assert!(report.contains(func), "report of {title:?} names {func}");
+        }
+    }
+    assert_eq!(dirs, crashes.len());
+}
+
+#[test]
+fn sigkill_mid_run_loses_no_corpus_program_and_leaves_no_qemu() {
+    let (_tmp, tree) = common::private_test_tree();
+    let work = tree.join("work");
+    let bin = assert_cmd::cargo::cargo_bin("kfuzz");
+    let mut child = Command::new(&bin)
+        .args([
+            "run",
+            "--syscalls",
+            "shm*,msg*",
+            "--vms",
+            "1",
+            "--duration",
+            "600s",
+            "--workdir",
+        ])
+        .arg(&work)
+        .current_dir(&tree)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let corpus = work.join("corpus");
+    let deadline = Instant::now() + Duration::from_secs(400);
+    while corpus_files(&corpus).len() < 5 {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the corpus never reached 5 programs");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let before: Vec<(std::path::PathBuf, String)> = corpus_files(&corpus)
+        .into_iter()
+        .map(|p| {
+            let t = std::fs::read_to_string(&p).unwrap();
+            (p, t)
+        })
+        .collect();
+    child.kill().unwrap(); // SIGKILL
+    let _ = child.wait();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !common::qemus_in(&tree.join(".kfuzz")).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "QEMU outlived kfuzz: {:?}",
+            common::qemus_in(&tree.join(".kfuzz"))
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for (p, t) in &before {
+        assert_eq!(
+            &std::fs::read_to_string(p).unwrap(),
+            t,
+            "{} damaged",
+            p.display()
+        );
+    }
+    // No temporary file is left looking like a program.
+    let out = kfuzz()
+        .args([
+            "run",
+            "--syscalls",
+            "shm*,msg*",
+            "--vms",
+            "1",
+            "--duration",
+            "20s",
+            "--workdir",
+        ])
+        .arg(&work)
+        .current_dir(&tree)
+        .timeout(Duration::from_secs(600))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let err = stderr_of(&out);
+    let loaded: usize = err
+        .lines()
+        .find_map(|l| {
+            l.trim_start()
+                .strip_prefix("Loaded ")?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no Loaded line:\n{err}"));
+    assert!(
+        loaded >= before.len(),
+        "{loaded} loaded, {} were saved",
+        before.len()
+    );
+    assert!(err.contains("(0 skipped)"), "{err}");
+}
