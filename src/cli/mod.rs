@@ -1,5 +1,6 @@
 //! clap definitions. One file per subcommand: parse, call into an operation, print.
 
+pub mod bench;
 pub mod boot;
 pub mod build;
 pub mod doctor;
@@ -46,6 +47,7 @@ pub enum Command {
     Prog(prog::Args),
     Report(report::Args),
     Run(run::Args),
+    Bench(bench::Args),
 }
 
 impl Cli {
@@ -72,6 +74,7 @@ pub fn run(cli: Cli, shell: &Shell) -> anyhow::Result<i32> {
         Command::Prog(a) => prog::exec(a, shell),
         Command::Report(a) => report::exec(a, shell),
         Command::Run(a) => run::exec(a, shell),
+        Command::Bench(a) => bench::exec(a, shell),
     }
 }
 

@@ -24,6 +24,8 @@ use crate::vm::{Vm, VmSpec};
 
 /// Base (KVM) program timeout; scaled under TCG.
 const PROG_TIMEOUT: Duration = Duration::from_secs(5);
+/// Base (KVM) time after which a blocking call is interrupted; scaled under TCG.
+const CALL_TIMEOUT: Duration = Duration::from_millis(50);
 /// How many times a program with new signal is re-run during triage.
 const TRIAGE_RUNS: usize = 3;
 
@@ -43,6 +45,10 @@ pub struct FuzzOptions {
 #[derive(Default)]
 pub struct Stats {
     pub execs: AtomicU64,
+    /// Calls executed (a program counts its calls).
+    pub calls: AtomicU64,
+    /// Every distinct signal seen, triaged or not (what a no-feedback run can be compared on).
+    pub max_signal: AtomicU64,
     pub corpus: AtomicU64,
     pub signal: AtomicU64,
     pub cover: AtomicU64,
@@ -74,8 +80,13 @@ pub struct Fuzzer {
     pub stats: Stats,
     pub stop: AtomicBool,
     next_id: AtomicU64,
+    /// The text of the last programs run, by id, to put into crash logs (the console only says
+    /// `kfuzz: executing program <id>`, which keeps the guest's serial output small).
+    recent: Mutex<VecDeque<(u64, String)>>,
     shell: Shell,
 }
+
+const RECENT_PROGRAMS: usize = 4096;
 
 #[derive(Debug, serde::Serialize)]
 pub struct Summary {
@@ -126,15 +137,18 @@ impl Fuzzer {
             stats: Stats::default(),
             stop: AtomicBool::new(false),
             next_id: AtomicU64::new(0),
+            recent: Mutex::new(VecDeque::new()),
             shell: shell.clone(),
         }))
     }
 
     fn exec_opts(&self, full_signal: bool) -> ExecOpts {
+        let scale = self.opts.spec.accel.timeout_scale();
         ExecOpts {
             sandbox: self.opts.sandbox,
             full_signal,
-            timeout_ms: (PROG_TIMEOUT * self.opts.spec.accel.timeout_scale()).as_millis() as u64,
+            timeout_ms: (PROG_TIMEOUT * scale).as_millis() as u64,
+            call_timeout_ms: (CALL_TIMEOUT * scale).as_millis() as u64,
         }
     }
 
@@ -270,6 +284,7 @@ impl Fuzzer {
                 match self.exec(vm, &prog, false, &mut scan_from) {
                     Some(r) => {
                         if self.opts.no_feedback {
+                            self.new_signal(&r);
                             Ok(())
                         } else {
                             let new = self.new_signal(&r);
@@ -330,6 +345,9 @@ impl Fuzzer {
                 }
             }
         }
+        self.stats
+            .max_signal
+            .store(s.max_signal.len() as u64, Ordering::SeqCst);
         for pc in &r.new_pcs {
             s.cover.insert(*pc);
         }
@@ -351,10 +369,39 @@ impl Fuzzer {
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
         let txt = text::format(t, prog);
         let encoded = exec::encode(t, prog);
-        let res = vm.exec(id, &txt, &encoded, &self.exec_opts(full_signal));
+        if let Ok(mut r) = self.recent.lock() {
+            if r.len() >= RECENT_PROGRAMS {
+                r.pop_front();
+            }
+            r.push_back((id, txt));
+        }
+        let res = vm.exec(id, &encoded, &self.exec_opts(full_signal));
         self.stats.execs.fetch_add(1, Ordering::SeqCst);
         match res {
             Ok(r) => {
+                if r.hanged {
+                    let txt = self
+                        .recent
+                        .lock()
+                        .ok()
+                        .and_then(|rc| {
+                            rc.iter()
+                                .rev()
+                                .find(|(i, _)| *i == id)
+                                .map(|(_, t)| t.clone())
+                        })
+                        .unwrap_or_default();
+                    self.shell.verbose(
+                        "Hanged",
+                        format!(
+                            "vm{}: program {id} was killed after {} ms:\n{txt}",
+                            vm.index,
+                            self.exec_opts(false).timeout_ms
+                        ),
+                    );
+                }
+                let ran = r.calls.iter().filter(|c| c.executed).count() as u64;
+                self.stats.calls.fetch_add(ran, Ordering::SeqCst);
                 if self.check_console(vm, scan_from, false) {
                     return None;
                 }
@@ -423,8 +470,31 @@ impl Fuzzer {
         }
     }
 
+    /// The console tail with each `kfuzz: executing program <id>` line followed by that
+    /// program's text, as syzkaller's logs show them.
+    fn expand_log(&self, console: &str) -> String {
+        let recent = self
+            .recent
+            .lock()
+            .map(|r| r.iter().cloned().collect::<HashMap<u64, String>>())
+            .unwrap_or_default();
+        let mut out = String::with_capacity(console.len() * 2);
+        for line in console.lines() {
+            out.push_str(line);
+            out.push('\n');
+            let id = line
+                .split("kfuzz: executing program ")
+                .nth(1)
+                .and_then(|n| n.trim().parse::<u64>().ok());
+            if let Some(text) = id.and_then(|id| recent.get(&id)) {
+                out.push_str(text);
+            }
+        }
+        out
+    }
+
     fn record_crash(&self, vm: &Vm, r: &CrashReport) {
-        let log = vm.console().tail_text();
+        let log = self.expand_log(&vm.console().tail_text());
         let dir = self.opts.workdir.join("crashes");
         match crashes::save(&dir, r, &log) {
             Ok((path, new)) => {

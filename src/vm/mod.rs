@@ -229,19 +229,30 @@ impl Vm {
     pub fn exec(
         &mut self,
         id: u64,
-        text: &str,
         prog: &kfuzz_wire::ExecProg,
         opts: &kfuzz_wire::ExecOpts,
     ) -> anyhow::Result<kfuzz_wire::ExecResult> {
         let msg = HostMsg::Exec {
             id,
-            text: text.to_string(),
             prog: prog.clone(),
             opts: opts.clone(),
         };
         let wait = Duration::from_millis(opts.timeout_ms) + self.scaled(Duration::from_secs(10));
         match self.request(&msg, wait)? {
             GuestMsg::ExecDone(r) => Ok(r),
+            other => bail!("vm{}: unexpected reply {other:?}", self.index),
+        }
+    }
+
+    /// The benchmark baseline in the guest (see `HostMsg::RawLoop`): iterations per second.
+    pub fn raw_loop(&mut self, millis: u64) -> anyhow::Result<(f64, bool)> {
+        let wait = Duration::from_millis(millis) + self.scaled(Duration::from_secs(10));
+        match self.request(&HostMsg::RawLoop { millis }, wait)? {
+            GuestMsg::RawLoopDone {
+                iterations,
+                millis,
+                kcov,
+            } => Ok((iterations as f64 * 1000.0 / millis.max(1) as f64, kcov)),
             other => bail!("vm{}: unexpected reply {other:?}", self.index),
         }
     }

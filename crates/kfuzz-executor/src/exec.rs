@@ -31,6 +31,8 @@ struct CallSlot {
 }
 
 pub struct Executor {
+    /// The kernel log: program markers land between the kernel's own lines, with a timestamp.
+    kmsg: Option<std::fs::File>,
     kcov: Option<Kcov>,
     out: *mut u8,
     seen_signal: HashSet<u32>,
@@ -60,7 +62,12 @@ impl Executor {
         } else {
             out.cast()
         };
+        let kmsg = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/kmsg")
+            .ok();
         Executor {
+            kmsg,
             kcov,
             out,
             seen_signal: HashSet::new(),
@@ -68,10 +75,15 @@ impl Executor {
         }
     }
 
-    pub fn run(&mut self, id: u64, text: &str, prog: &ExecProg, opts: &ExecOpts) -> ExecResult {
-        {
+    pub fn run(&mut self, id: u64, prog: &ExecProg, opts: &ExecOpts) -> ExecResult {
+        let line = format!("kfuzz: executing program {id}\n");
+        let logged = self
+            .kmsg
+            .as_mut()
+            .is_some_and(|k| k.write_all(line.as_bytes()).is_ok());
+        if !logged {
             let mut o = std::io::stdout().lock();
-            let _ = writeln!(o, "kfuzz: executing program {id}:\n{}", text.trim_end());
+            let _ = o.write_all(line.as_bytes());
             let _ = o.flush();
         }
         if self.out.is_null() {
@@ -91,26 +103,7 @@ impl Executor {
         }
         let mut hanged = false;
         if pid > 0 {
-            let deadline = Instant::now() + Duration::from_millis(opts.timeout_ms.max(100));
-            loop {
-                let mut status = 0;
-                // SAFETY: waiting for our own child.
-                let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-                if r == pid || r < 0 {
-                    break;
-                }
-                if Instant::now() > deadline {
-                    hanged = true;
-                    // SAFETY: killing the child's process group, then reaping it.
-                    unsafe {
-                        libc::kill(-pid, libc::SIGKILL);
-                        libc::kill(pid, libc::SIGKILL);
-                        libc::waitpid(pid, &mut status, 0);
-                    }
-                    break;
-                }
-                std::thread::sleep(Duration::from_micros(200));
-            }
+            hanged = !wait_child(pid, Duration::from_millis(opts.timeout_ms.max(100)));
             // Whatever the program forked dies with it.
             // SAFETY: kill(2) on the child's group.
             unsafe { libc::kill(-pid, libc::SIGKILL) };
@@ -166,6 +159,50 @@ impl Executor {
     }
 }
 
+/// Waits for the child to exit; on timeout kills it. Returns false when it had to be killed.
+/// Sleeps in poll(2) on a pidfd (Linux 5.3+), else polls waitpid.
+fn wait_child(pid: libc::pid_t, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    // SAFETY: pidfd_open on our own child; the fd is closed below.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as libc::c_int;
+    let mut status = 0;
+    let exited = loop {
+        // SAFETY: waiting for our own child.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if r == pid || r < 0 {
+            break true;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break false;
+        }
+        if pidfd >= 0 {
+            let mut pfd = libc::pollfd {
+                fd: pidfd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            unsafe { libc::poll(&mut pfd, 1, left.as_millis().min(1000) as libc::c_int + 1) };
+        } else {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    };
+    if !exited {
+        // SAFETY: killing the child's process group, then reaping it.
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, &mut status, 0);
+        }
+    }
+    if pidfd >= 0 {
+        // SAFETY: closing the fd we opened.
+        unsafe { libc::close(pidfd) };
+    }
+    exited
+}
+
 fn hash(pc: u64) -> u32 {
     let mut x = pc ^ (pc >> 29);
     x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -207,6 +244,31 @@ fn child(prog: &ExecProg, opts: &ExecOpts, dir: &str, out: *mut u8, kcov: Option
             libc::setresuid(65534, 65534, 65534);
         }
     }
+    // A SIGALRM with a handler that does nothing, installed without SA_RESTART, interrupts a
+    // blocking syscall: the call returns EINTR and the program goes on.
+    extern "C" fn on_alarm(_: libc::c_int) {}
+    // SAFETY: installing a handler that does nothing; sigaction is given a zeroed struct.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_alarm as *const () as usize;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(libc::SIGALRM, &sa, std::ptr::null_mut());
+    }
+    let call_timeout = libc::timeval {
+        tv_sec: (opts.call_timeout_ms / 1000) as libc::time_t,
+        tv_usec: ((opts.call_timeout_ms % 1000) * 1000) as libc::suseconds_t,
+    };
+    let arm = |t: libc::timeval| {
+        let it = libc::itimerval {
+            it_interval: libc::timeval {
+                tv_sec: 0,
+                tv_usec: 0,
+            },
+            it_value: t,
+        };
+        // SAFETY: setitimer with a valid struct.
+        unsafe { libc::setitimer(libc::ITIMER_REAL, &it, std::ptr::null_mut()) };
+    };
     let kcov = kcov.filter(|k| k.enable(kcov::KCOV_TRACE_PC).is_ok());
     let mut vars = vec![None::<u64>; MAX_VARS];
     let var = |vars: &Vec<Option<u64>>, v: u32, d: u64| {
@@ -250,6 +312,9 @@ fn child(prog: &ExecProg, opts: &ExecOpts, dir: &str, out: *mut u8, kcov: Option
         if let Some(k) = kcov {
             k.reset();
         }
+        if opts.call_timeout_ms > 0 {
+            arm(call_timeout);
+        }
         // SAFETY: the fuzzed syscall itself; arguments are whatever the program says.
         let ret =
             unsafe { libc::syscall(call.nr as libc::c_long, a[0], a[1], a[2], a[3], a[4], a[5]) };
@@ -258,6 +323,12 @@ fn child(prog: &ExecProg, opts: &ExecOpts, dir: &str, out: *mut u8, kcov: Option
         } else {
             0
         };
+        if opts.call_timeout_ms > 0 {
+            arm(libc::timeval {
+                tv_sec: 0,
+                tv_usec: 0,
+            });
+        }
         let pcs = kcov.map(|k| k.pcs()).unwrap_or_default();
         let room = (OUT_SIZE - pc_off) / 8;
         let n = pcs.len().min(room);

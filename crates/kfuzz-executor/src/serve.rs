@@ -110,12 +110,8 @@ pub fn run() -> i32 {
                 run_command(&argv, Duration::from_millis(timeout_ms))
             }
             HostMsg::CoverageProbe => GuestMsg::CoverageProbe(coverage_probe()),
-            HostMsg::Exec {
-                id,
-                text,
-                prog,
-                opts,
-            } => GuestMsg::ExecDone(executor.run(id, &text, &prog, &opts)),
+            HostMsg::Exec { id, prog, opts } => GuestMsg::ExecDone(executor.run(id, &prog, &opts)),
+            HostMsg::RawLoop { millis } => raw_loop(millis),
             HostMsg::Shutdown => {
                 println!("kfuzz-executor: shutting down");
                 // A reboot, not a power-off: QEMU runs with -no-reboot and exits on it, and it
@@ -264,4 +260,50 @@ fn coverage_probe() -> Result<ProbeResult, String> {
             .map(String::from)
             .to_vec(),
     })
+}
+
+/// See `HostMsg::RawLoop`.
+fn raw_loop(millis: u64) -> GuestMsg {
+    let k = Kcov::open(64 << 10)
+        .ok()
+        .filter(|k| k.enable(kcov::KCOV_TRACE_PC).is_ok());
+    let start = std::time::Instant::now();
+    let mut iterations = 0u64;
+    let mut buf = [0u8; 16];
+    while start.elapsed() < Duration::from_millis(millis) {
+        if let Some(k) = &k {
+            k.reset();
+        }
+        // SAFETY: plain syscalls on our own fds, stack buffers and a fresh segment.
+        unsafe {
+            libc::getpid();
+            let mut fds = [0 as libc::c_int; 2];
+            if libc::pipe(fds.as_mut_ptr()) == 0 {
+                libc::write(fds[1], b"kfuzz".as_ptr().cast(), 5);
+                libc::read(fds[0], buf.as_mut_ptr().cast(), buf.len());
+                libc::close(fds[0]);
+                libc::close(fds[1]);
+            }
+            let id = libc::shmget(libc::IPC_PRIVATE, 4096, libc::IPC_CREAT | 0o600);
+            if id >= 0 {
+                let addr = libc::shmat(id, std::ptr::null(), 0);
+                if addr as isize != -1 {
+                    libc::shmdt(addr);
+                }
+                libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut());
+            }
+        }
+        if let Some(k) = &k {
+            std::hint::black_box(k.pcs().len());
+        }
+        iterations += 1;
+    }
+    if let Some(k) = &k {
+        let _ = k.disable();
+    }
+    GuestMsg::RawLoopDone {
+        iterations,
+        millis: start.elapsed().as_millis() as u64,
+        kcov: k.is_some(),
+    }
 }

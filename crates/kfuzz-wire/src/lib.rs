@@ -70,12 +70,16 @@ pub enum HostMsg {
     CoverageProbe,
     /// Run one program in a forked child with KCOV and return per-call results.
     Exec {
-        /// Printed on the console before the program runs, so a crash log shows what ran.
+        /// `kfuzz: executing program <id>` is printed on the console before the program runs;
+        /// the host, which knows each id's text, puts the programs into crash logs.
         id: u64,
-        text: String,
         prog: ExecProg,
         opts: ExecOpts,
     },
+    /// The benchmark's baseline: a fixed ~10-call sequence (getpid, pipe, write, read, close,
+    /// shmget, shmat, shmdt, shmctl) in a loop with KCOV enabled, reset and read each
+    /// iteration, no host round trip.
+    RawLoop { millis: u64 },
     /// End the guest (QEMU exits).
     Shutdown,
 }
@@ -98,6 +102,9 @@ pub struct ExecOpts {
     pub full_signal: bool,
     /// Kill the program after this long.
     pub timeout_ms: u64,
+    /// Interrupt a single call that blocks longer than this (it returns EINTR), so that one
+    /// blocking call (msgrcv on an empty queue, semop) does not stall the whole program.
+    pub call_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -135,6 +142,12 @@ pub enum GuestMsg {
     },
     CoverageProbe(Result<ProbeResult, String>),
     ExecDone(ExecResult),
+    /// Iterations of the raw loop done in the time asked, and whether KCOV was on.
+    RawLoopDone {
+        iterations: u64,
+        millis: u64,
+        kcov: bool,
+    },
     /// A request failed before it could run (e.g. the program does not exist).
     Error(String),
 }

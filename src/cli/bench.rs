@@ -1,0 +1,141 @@
+//! `kfuzz bench`: the fuzzer's speed and the value of feedback, on this kernel and machine.
+//! Prints figures; asserts nothing.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::run::parse_duration;
+use super::syscalls::TargetArgs;
+use crate::fuzz::{FuzzOptions, Fuzzer};
+use crate::guest::initramfs;
+use crate::shell::{Shell, Verbosity};
+use crate::vm::{Accel, Vm, VmSpec};
+
+/// Benchmark: raw in-guest syscall loop vs. the fuzzer with and without coverage feedback
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// How long each fuzzing phase runs
+    #[arg(long, value_parser = parse_duration, default_value = "60s")]
+    pub duration: Duration,
+    /// How often figures are printed during a phase
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub interval: Duration,
+    /// VMs per fuzzing phase
+    #[arg(long, default_value_t = 1)]
+    pub vms: usize,
+    /// Seconds of the raw loop
+    #[arg(long, default_value_t = 20)]
+    pub raw_secs: u64,
+}
+
+/// Calls per raw-loop iteration: getpid pipe write read close close shmget shmat shmdt shmctl.
+const RAW_CALLS: f64 = 10.0;
+
+pub fn exec(mut args: Args, shell: &Shell) -> anyhow::Result<i32> {
+    if args.target.syscalls.is_empty() {
+        args.target.syscalls = vec!["shm*,msg*,sem*".into()];
+    }
+    let l = args.target.load(shell)?;
+    let kernel = crate::vm::boot::kernel_from_build(&l.tree.build_dir())?;
+    let work = l.tree.work_dir();
+    let initrd = initramfs::build(&work.join("guest"), &l.manifest.guest.files, &l.tree.root)?;
+    let accel = Accel::detect();
+    let bench_dir = work.join("bench");
+    let _ = std::fs::remove_dir_all(&bench_dir);
+    let spec = VmSpec {
+        kernel,
+        initrd: initrd.path,
+        work_dir: bench_dir.clone(),
+        accel: accel.clone(),
+        cpus: l.manifest.vm.cpus,
+        memory_mb: l.manifest.vm.memory_mb,
+        cmdline: l.manifest.vm.cmdline.clone(),
+        qemu_args: l.manifest.vm.qemu_args.clone(),
+    };
+    let mode = match &accel {
+        Accel::Kvm => "KVM".to_string(),
+        Accel::Tcg(_) => "TCG".to_string(),
+    };
+    shell.status(
+        "Benchmark",
+        format!(
+            "{mode}, {} calls enabled, phases of {}s",
+            l.selection.enabled.len(),
+            args.duration.as_secs()
+        ),
+    );
+
+    // 1. The raw loop.
+    let mut vm = Vm::start(&spec, 0)?;
+    vm.wait_ready(crate::vm::boot::BOOT_TIMEOUT * accel.timeout_scale())?;
+    let (raw, kcov) = vm.raw_loop(args.raw_secs * 1000)?;
+    vm.shutdown();
+    shell.println(format!(
+        "raw loop: {raw:.1} iterations/s ({RAW_CALLS} calls each, KCOV {}) = {:.0} calls/s",
+        if kcov { "on" } else { "off" },
+        raw * RAW_CALLS
+    ));
+
+    // 2. and 3. The fuzzer with and without feedback.
+    let quiet = Shell::new(Verbosity::Quiet, shell.format);
+    let mut finals = Vec::new();
+    for (name, no_feedback) in [("feedback", false), ("no-feedback", true)] {
+        let fuzzer = Fuzzer::new(
+            FuzzOptions {
+                target: Arc::new(l.loaded.target.clone()),
+                enabled: l.selection.enabled.clone(),
+                spec: spec.clone(),
+                vms: args.vms,
+                sandbox: kfuzz_wire::Sandbox::None,
+                duration: Some(args.duration),
+                workdir: bench_dir.join(name),
+                no_feedback,
+                seed: Some(1),
+            },
+            &quiet,
+        )?;
+        let f = Arc::clone(&fuzzer);
+        let runner = std::thread::spawn(move || f.run());
+        let started = Instant::now();
+        let mut next = args.interval;
+        while !runner.is_finished() {
+            std::thread::sleep(Duration::from_millis(200));
+            if started.elapsed() >= next {
+                next += args.interval;
+                let s = &fuzzer.stats;
+                let secs = started.elapsed().as_secs_f64();
+                shell.println(format!(
+                    "{name:>12} {:>5.0}s  execs/s/VM {:>6.1}  calls/s {:>7.1}  signal {:>6}  corpus {:>4}",
+                    secs,
+                    s.execs.load(Ordering::SeqCst) as f64 / secs / args.vms as f64,
+                    s.calls.load(Ordering::SeqCst) as f64 / secs,
+                    s.max_signal.load(Ordering::SeqCst),
+                    s.corpus.load(Ordering::SeqCst),
+                ));
+            }
+        }
+        let summary = runner
+            .join()
+            .map_err(|_| anyhow::anyhow!("the {name} phase panicked"))?;
+        let calls_per_sec =
+            fuzzer.stats.calls.load(Ordering::SeqCst) as f64 / summary.elapsed_secs.max(0.001);
+        finals.push((
+            name,
+            calls_per_sec / args.vms as f64,
+            fuzzer.stats.max_signal.load(Ordering::SeqCst),
+            summary.execs as f64 / summary.elapsed_secs.max(0.001) / args.vms as f64,
+        ));
+    }
+    for (name, calls, signal, execs) in &finals {
+        shell.println(format!(
+            "{name:>12}: {execs:.1} execs/s per VM, {calls:.1} calls/s per VM = {:.1}% of the raw loop's calls/s; signal {signal} after {}s",
+            100.0 * calls / (raw * RAW_CALLS).max(0.001),
+            args.duration.as_secs()
+        ));
+    }
+    shell.json(&serde_json::json!({"reason": "bench", "raw_iterations_per_sec": raw, "phases": finals.iter().map(|(n, c, s, e)| serde_json::json!({"name": n, "calls_per_sec_per_vm": c, "signal": s, "execs_per_sec_per_vm": e})).collect::<Vec<_>>()}));
+    Ok(0)
+}
