@@ -45,16 +45,13 @@ pub fn exec(mut args: Args, shell: &Shell) -> anyhow::Result<i32> {
     let accel = Accel::detect();
     let bench_dir = work.join("bench");
     let _ = std::fs::remove_dir_all(&bench_dir);
-    let spec = VmSpec {
+    let spec = VmSpec::new(
+        &l.manifest.vm,
         kernel,
-        initrd: initrd.path,
-        work_dir: bench_dir.clone(),
-        accel: accel.clone(),
-        cpus: l.manifest.vm.cpus,
-        memory_mb: l.manifest.vm.memory_mb,
-        cmdline: l.manifest.vm.cmdline.clone(),
-        qemu_args: l.manifest.vm.qemu_args.clone(),
-    };
+        initrd.path,
+        bench_dir.clone(),
+        accel.clone(),
+    );
     let mode = match &accel {
         Accel::Kvm => "KVM".to_string(),
         Accel::Tcg(_) => "TCG".to_string(),

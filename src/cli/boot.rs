@@ -77,31 +77,14 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
             }
         ),
     );
-    let accel = Accel::detect();
-    if let Accel::Tcg(why) = &accel {
-        shell.note(
-            "Notice",
-            format!(
-                "using TCG (slow software emulation): {why}; timeouts x{}",
-                accel.timeout_scale()
-            ),
-        );
-    }
+    let accel = Accel::detect_and_tell(shell);
     let mut cmdline = vm_cfg.cmdline.clone();
     if let Some(extra) = &args.append {
         cmdline = format!("{cmdline} {extra}");
     }
     let vms = args.vms.unwrap_or(vm_cfg.count as usize).max(1);
-    let spec = VmSpec {
-        kernel: kernel.clone(),
-        initrd: initrd.path,
-        work_dir,
-        accel,
-        cpus: vm_cfg.cpus,
-        memory_mb: vm_cfg.memory_mb,
-        cmdline,
-        qemu_args: vm_cfg.qemu_args,
-    };
+    let mut spec = VmSpec::new(&vm_cfg, kernel.clone(), initrd.path, work_dir, accel);
+    spec.cmdline = cmdline;
     shell.status(
         "Booting",
         format!(

@@ -77,27 +77,9 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
     let kernel = crate::vm::boot::kernel_from_build(&l.tree.build_dir())?;
     let work = l.tree.work_dir();
     let initrd = initramfs::build(&work.join("guest"), &l.manifest.guest.files, &l.tree.root)?;
-    let accel = Accel::detect();
-    if let Accel::Tcg(why) = &accel {
-        shell.note(
-            "Notice",
-            format!(
-                "using TCG (slow software emulation): {why}; timeouts x{}",
-                accel.timeout_scale()
-            ),
-        );
-    }
+    let accel = Accel::detect_and_tell(shell);
     let vm = &l.manifest.vm;
-    let spec = VmSpec {
-        kernel,
-        initrd: initrd.path,
-        work_dir: work.clone(),
-        accel,
-        cpus: vm.cpus,
-        memory_mb: vm.memory_mb,
-        cmdline: vm.cmdline.clone(),
-        qemu_args: vm.qemu_args.clone(),
-    };
+    let spec = VmSpec::new(vm, kernel, initrd.path, work.clone(), accel);
     let workdir = match &args.workdir {
         Some(d) => std::path::absolute(d)?,
         None => l.tree.root.join(&l.manifest.fuzz.workdir),

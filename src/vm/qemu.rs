@@ -45,6 +45,45 @@ pub struct VmSpec {
     pub qemu_args: Vec<String>,
 }
 
+impl VmSpec {
+    /// A spec from kfuzz.toml's `[vm]` table.
+    pub fn new(
+        vm: &crate::manifest::VmConfig,
+        kernel: PathBuf,
+        initrd: PathBuf,
+        work_dir: PathBuf,
+        accel: Accel,
+    ) -> VmSpec {
+        VmSpec {
+            kernel,
+            initrd,
+            work_dir,
+            accel,
+            cpus: vm.cpus,
+            memory_mb: vm.memory_mb,
+            cmdline: vm.cmdline.clone(),
+            qemu_args: vm.qemu_args.clone(),
+        }
+    }
+}
+
+impl Accel {
+    /// `detect`, with the one-line notice when it falls back to TCG.
+    pub fn detect_and_tell(shell: &crate::shell::Shell) -> Accel {
+        let accel = Accel::detect();
+        if let Accel::Tcg(why) = &accel {
+            shell.note(
+                "Notice",
+                format!(
+                    "using TCG (slow software emulation): {why}; timeouts x{}",
+                    accel.timeout_scale()
+                ),
+            );
+        }
+        accel
+    }
+}
+
 /// The kernel command line: serial console, no KASLR (stable PCs for coverage), a panic ends
 /// the VM (QEMU runs with -no-reboot), and the executor as init.
 pub fn kernel_cmdline(extra: &str) -> String {

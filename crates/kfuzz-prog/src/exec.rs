@@ -25,21 +25,10 @@ pub fn encode(target: &Target, p: &Prog) -> ExecProg {
     }
     let mut p = p.clone();
     for c in &mut p.calls {
-        fn go(a: &mut Arg, dense: &HashMap<VarId, VarId>) {
-            match a {
-                Arg::Res(r) => {
-                    r.def = r.def.and_then(|v| dense.get(&v).copied());
-                    r.src = r.src.and_then(|v| dense.get(&v).copied());
-                }
-                Arg::Ptr {
-                    pointee: Some(x), ..
-                } => go(x, dense),
-                Arg::Group(items) => items.iter_mut().for_each(|i| go(i, dense)),
-                Arg::Union { arg, .. } => go(arg, dense),
-                _ => {}
-            }
-        }
-        c.args.iter_mut().for_each(|a| go(a, &dense));
+        for_each_res_mut(c, &mut |r| {
+            r.def = r.def.and_then(|v| dense.get(&v).copied());
+            r.src = r.src.and_then(|v| dense.get(&v).copied());
+        });
         c.ret = c.ret.and_then(|v| dense.get(&v).copied());
     }
     let used: HashSet<VarId> = p.calls.iter().flat_map(used_vars).collect();

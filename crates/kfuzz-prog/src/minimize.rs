@@ -19,18 +19,11 @@ pub fn remove_call(target: &Target, p: &mut Prog, idx: usize) {
 pub fn drop_dangling(target: &Target, p: &mut Prog) {
     let mut defined: HashSet<VarId> = HashSet::new();
     for c in &mut p.calls {
-        fn go(a: &mut Arg, defined: &HashSet<VarId>) {
-            match a {
-                Arg::Res(r) if r.src.is_some_and(|v| !defined.contains(&v)) => r.src = None,
-                Arg::Ptr {
-                    pointee: Some(x), ..
-                } => go(x, defined),
-                Arg::Group(items) => items.iter_mut().for_each(|i| go(i, defined)),
-                Arg::Union { arg, .. } => go(arg, defined),
-                _ => {}
+        for_each_res_mut(c, &mut |r| {
+            if r.src.is_some_and(|v| !defined.contains(&v)) {
+                r.src = None;
             }
-        }
-        c.args.iter_mut().for_each(|a| go(a, &defined));
+        });
         for (v, _) in defined_vars(target, c) {
             defined.insert(v);
         }

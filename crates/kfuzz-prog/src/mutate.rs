@@ -82,21 +82,10 @@ pub fn splice(target: &Target, rng: &mut impl Rng, p: &mut Prog, other: &Prog) -
     let base = p.next_var;
     let mut tail: Vec<Call> = other.calls[from..].to_vec();
     for c in &mut tail {
-        fn go(a: &mut Arg, base: VarId) {
-            match a {
-                Arg::Res(r) => {
-                    r.def = r.def.map(|v| v + base);
-                    r.src = r.src.map(|v| v + base);
-                }
-                Arg::Ptr {
-                    pointee: Some(x), ..
-                } => go(x, base),
-                Arg::Group(items) => items.iter_mut().for_each(|i| go(i, base)),
-                Arg::Union { arg, .. } => go(arg, base),
-                _ => {}
-            }
-        }
-        c.args.iter_mut().for_each(|a| go(a, base));
+        for_each_res_mut(c, &mut |r| {
+            r.def = r.def.map(|v| v + base);
+            r.src = r.src.map(|v| v + base);
+        });
         c.ret = c.ret.map(|v| v + base);
     }
     p.calls.truncate(cut);

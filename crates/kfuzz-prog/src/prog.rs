@@ -204,6 +204,23 @@ pub fn defined_vars(target: &Target, call: &Call) -> Vec<(VarId, ResourceId)> {
     out
 }
 
+/// Calls `f` on every resource argument of a call, at any depth (the type-free walk used to
+/// renumber, drop or strip variables).
+pub fn for_each_res_mut(call: &mut Call, f: &mut dyn FnMut(&mut ResArg)) {
+    fn go(a: &mut Arg, f: &mut dyn FnMut(&mut ResArg)) {
+        match a {
+            Arg::Res(r) => f(r),
+            Arg::Ptr {
+                pointee: Some(x), ..
+            } => go(x, f),
+            Arg::Group(items) => items.iter_mut().for_each(|i| go(i, f)),
+            Arg::Union { arg, .. } => go(arg, f),
+            _ => {}
+        }
+    }
+    call.args.iter_mut().for_each(|a| go(a, f));
+}
+
 /// Variables a call uses.
 pub fn used_vars(call: &Call) -> Vec<VarId> {
     fn go(a: &Arg, out: &mut Vec<VarId>) {
