@@ -78,13 +78,18 @@ fn start_kind(line: &str) -> Option<CrashKind> {
         || l.contains("BUG: scheduling while atomic")
     {
         CrashKind::AtomicSleep
-    } else if l.contains("kernel BUG at ") || l.starts_with("BUG: ") {
+    } else if l.contains("kernel BUG at ")
+        || l.starts_with("BUG: ")
+        || l.contains("BUG: soft lockup")
+    {
         CrashKind::Bug
     } else if l.contains("possible circular locking dependency detected")
         || l.contains("possible recursive locking detected")
         || l.contains("inconsistent lock state")
         || l.contains("possible irq lock inversion dependency")
         || l.contains("suspicious RCU usage")
+        || l.contains("lock held when returning to user space")
+        || l.contains("bad unlock balance detected")
     {
         CrashKind::Lockdep
     } else if l.starts_with("WARNING: ") {
@@ -125,6 +130,7 @@ const SKIP_FRAMES: &[&str] = &[
     "dump_stack",
     "dump_stack_lvl",
     "show_stack",
+    "__schedule_bug",
     "__warn",
     "warn_slowpath_fmt",
     "report_bug",
@@ -210,6 +216,10 @@ fn title(kind: CrashKind, lines: &[&str]) -> (String, bool) {
         CrashKind::Bug if first.contains("kernel BUG at ") => {
             with("kernel BUG", rip_func(lines).or_else(|| first_frame(lines)))
         }
+        CrashKind::Bug if first.contains("BUG: soft lockup") => with(
+            "BUG: soft lockup",
+            rip_func(lines).or_else(|| first_frame(lines)),
+        ),
         CrashKind::Bug => {
             let what = first.trim_end_matches(['!', ':']).to_string();
             let what = what.split(" at ").next().unwrap_or(&what).to_string();
@@ -241,6 +251,10 @@ fn title(kind: CrashKind, lines: &[&str]) -> (String, bool) {
         CrashKind::Lockdep => {
             let what = if first.contains("circular") || first.contains("recursive") {
                 "possible deadlock"
+            } else if first.contains("lock held when returning to user space") {
+                "WARNING: lock held when returning to user space"
+            } else if first.contains("bad unlock balance") {
+                "WARNING: bad unlock balance"
             } else if first.contains("inconsistent lock state") {
                 "inconsistent lock state"
             } else if first.contains("suspicious RCU usage") {
