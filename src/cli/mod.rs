@@ -21,7 +21,9 @@ use crate::shell::{MessageFormat, Shell, Verbosity};
     about = "Build, boot and fuzz the Linux kernel in this checkout",
     long_about = "kfuzz is a cargo-style build-and-fuzz driver for the Linux kernel.\n\n\
                   In a kernel checkout: `kfuzz init` writes kfuzz.toml and .kfuzz/, `kfuzz build` \
-                  builds a fuzzing kernel with every requested debug option verified."
+                  builds a fuzzing kernel with every requested debug option verified, `kfuzz boot` \
+                  boots it in QEMU with kfuzz's own guest, and `kfuzz run --syscalls 'shm*'` fuzzes \
+                  it, keeping a corpus and crash reports in .kfuzz/work."
 )]
 pub struct Cli {
     /// Print nothing but errors and results
