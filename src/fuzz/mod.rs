@@ -559,9 +559,10 @@ impl Fuzzer {
                 s.max_signal.insert(*x);
             }
         }
-        // Minimize: drop calls from the end while the stable signal is still produced.
+        // Minimize: drop calls from the end while the stable signal is still produced. Corpus
+        // programs from disk were minimized when they were added.
         let mut p = prog.clone();
-        let mut i = p.calls.len();
+        let mut i = if new.is_some() { p.calls.len() } else { 0 };
         while i > 0 && p.calls.len() > 1 {
             i -= 1;
             let mut q = p.clone();
@@ -581,13 +582,25 @@ impl Fuzzer {
         let Ok(mut s) = self.state.lock() else {
             return Ok(());
         };
-        if !s.corpus_names.contains(&name) || new.is_none() {
+        // A corpus program from disk is already saved; a new one that minimized to a program
+        // the corpus has only adds its signal.
+        let known = s.corpus_names.contains(&name);
+        if !known {
             if let Err(e) = corpus::save(&self.opts.workdir.join("corpus"), &txt) {
                 self.shell
                     .warn(format!("cannot save a corpus program: {e:#}"));
                 return Ok(());
             }
             s.corpus_names.insert(name);
+        }
+        if known && new.is_some() {
+            for x in &stable {
+                s.corpus_signal.insert(*x);
+            }
+            self.stats
+                .signal
+                .store(s.corpus_signal.len() as u64, Ordering::SeqCst);
+            return Ok(());
         }
         for x in &stable {
             s.corpus_signal.insert(*x);
