@@ -149,6 +149,12 @@ pub struct FuzzConfig {
     /// Extra description folders (relative to the tree root).
     pub descriptions: Vec<PathBuf>,
     pub workdir: PathBuf,
+    /// Programs run concurrently in each VM.
+    pub procs: u32,
+    /// Each call in a thread of its own.
+    pub threaded: bool,
+    /// Some programs run again with pairs of calls racing.
+    pub collide: bool,
 }
 
 impl Default for FuzzConfig {
@@ -158,6 +164,9 @@ impl Default for FuzzConfig {
             disable: Vec::new(),
             descriptions: Vec::new(),
             workdir: PathBuf::from(".kfuzz/work"),
+            procs: 2,
+            threaded: false,
+            collide: false,
         }
     }
 }
@@ -362,6 +371,13 @@ disable = []
 descriptions = []
 # Where the corpus and crashes live, relative to the tree root.
 workdir = ".kfuzz/work"
+# Programs run at once in each VM (each in its own fork server).
+procs = 2
+# Run each call in a thread of its own, so a call that blocks is left behind
+# (otherwise a blocking call is interrupted with SIGALRM).
+threaded = false
+# Run a quarter of the programs a second time with pairs of calls racing.
+collide = false
 "##,
         vcpus = vm.cpus,
         mem = vm.memory_mb,

@@ -26,6 +26,9 @@ pub struct Args {
     /// VMs per fuzzing phase
     #[arg(long, default_value_t = 1)]
     pub vms: usize,
+    /// Programs run at once in each VM
+    #[arg(long, default_value_t = 1)]
+    pub procs: usize,
     /// Seconds of the raw loop
     #[arg(long, default_value_t = 20)]
     pub raw_secs: u64,
@@ -86,6 +89,9 @@ pub fn exec(mut args: Args, shell: &Shell) -> anyhow::Result<i32> {
                 enabled: l.selection.enabled.clone(),
                 spec: spec.clone(),
                 vms: args.vms,
+                procs: args.procs,
+                threaded: false,
+                collide: false,
                 sandbox: kfuzz_wire::Sandbox::None,
                 duration: Some(args.duration),
                 workdir: bench_dir.join(name),
@@ -119,6 +125,20 @@ pub fn exec(mut args: Args, shell: &Shell) -> anyhow::Result<i32> {
             .map_err(|_| anyhow::anyhow!("the {name} phase panicked"))?;
         let calls_per_sec =
             fuzzer.stats.calls.load(Ordering::SeqCst) as f64 / summary.elapsed_secs.max(0.001);
+        let st = &fuzzer.stats;
+        let per = |v: &std::sync::atomic::AtomicU64| {
+            v.load(Ordering::SeqCst) as f64 / 1000.0 / summary.execs.max(1) as f64
+        };
+        let (setup, calls, teardown, request) = (
+            per(&st.setup_us),
+            per(&st.calls_us),
+            per(&st.teardown_us),
+            per(&st.request_us),
+        );
+        shell.println(format!(
+            "{name:>12}: per execution {request:.1} ms as the host waits = guest setup {setup:.1} + calls {calls:.1} + teardown {teardown:.1} + channel and host {:.1}",
+            (request - setup - calls - teardown).max(0.0)
+        ));
         finals.push((
             name,
             calls_per_sec / args.vms as f64,

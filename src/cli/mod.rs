@@ -4,6 +4,7 @@ pub mod bench;
 pub mod boot;
 pub mod build;
 pub mod doctor;
+pub mod execprog;
 pub mod init;
 pub mod prog;
 pub mod report;
@@ -49,6 +50,7 @@ pub enum Command {
     Prog(prog::Args),
     Report(report::Args),
     Run(run::Args),
+    Execprog(execprog::Args),
     Bench(bench::Args),
 }
 
@@ -76,6 +78,7 @@ pub fn run(cli: Cli, shell: &Shell) -> anyhow::Result<i32> {
         Command::Prog(a) => prog::exec(a, shell),
         Command::Report(a) => report::exec(a, shell),
         Command::Run(a) => run::exec(a, shell),
+        Command::Execprog(a) => execprog::exec(a, shell),
         Command::Bench(a) => bench::exec(a, shell),
     }
 }

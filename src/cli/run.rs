@@ -19,6 +19,15 @@ pub struct Args {
     /// Number of VMs (default: kfuzz.toml's vm.count)
     #[arg(long, value_name = "N")]
     pub vms: Option<usize>,
+    /// Programs run at once in each VM (default: kfuzz.toml's fuzz.procs)
+    #[arg(long, value_name = "N")]
+    pub procs: Option<usize>,
+    /// Run each call in a thread of its own (default: kfuzz.toml's fuzz.threaded)
+    #[arg(long)]
+    pub threaded: bool,
+    /// Also run programs with pairs of calls racing (default: kfuzz.toml's fuzz.collide)
+    #[arg(long)]
+    pub collide: bool,
     /// none | setuid (run programs as nobody) | namespace (new user/mount/net/ipc/uts namespaces)
     #[arg(long, value_enum, default_value_t = SandboxArg::None)]
     pub sandbox: SandboxArg,
@@ -41,6 +50,16 @@ pub enum SandboxArg {
     None,
     Setuid,
     Namespace,
+}
+
+impl From<SandboxArg> for kfuzz_wire::Sandbox {
+    fn from(s: SandboxArg) -> Self {
+        match s {
+            SandboxArg::None => kfuzz_wire::Sandbox::None,
+            SandboxArg::Setuid => kfuzz_wire::Sandbox::Setuid,
+            SandboxArg::Namespace => kfuzz_wire::Sandbox::Namespace,
+        }
+    }
 }
 
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -85,17 +104,19 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
         None => l.tree.root.join(&l.manifest.fuzz.workdir),
     };
     let vms = args.vms.unwrap_or(vm.count as usize).max(1);
-    let sandbox = match args.sandbox {
-        SandboxArg::None => kfuzz_wire::Sandbox::None,
-        SandboxArg::Setuid => kfuzz_wire::Sandbox::Setuid,
-        SandboxArg::Namespace => kfuzz_wire::Sandbox::Namespace,
-    };
+    let sandbox = args.sandbox.into();
     let fuzzer = Fuzzer::new(
         FuzzOptions {
             target: t,
             enabled: l.selection.enabled.clone(),
             spec,
             vms,
+            procs: args
+                .procs
+                .unwrap_or(l.manifest.fuzz.procs as usize)
+                .clamp(1, 32),
+            threaded: args.threaded || l.manifest.fuzz.threaded,
+            collide: args.collide || l.manifest.fuzz.collide,
             sandbox,
             duration: args.duration,
             workdir: workdir.clone(),
@@ -109,8 +130,11 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
     shell.status(
         "Fuzzing",
         format!(
-            "with {vms} VM{} (work dir {})",
+            "with {vms} VM{} x {} procs (work dir {})",
             if vms == 1 { "" } else { "s" },
+            args.procs
+                .unwrap_or(l.manifest.fuzz.procs as usize)
+                .clamp(1, 32),
             workdir.display()
         ),
     );

@@ -20,7 +20,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::report::{self, CrashKind, CrashReport};
 use crate::shell::Shell;
-use crate::vm::{Vm, VmSpec};
+use crate::vm::{Proc, Vm, VmSpec};
 
 /// Base (KVM) program timeout; scaled under TCG.
 const PROG_TIMEOUT: Duration = Duration::from_secs(5);
@@ -34,7 +34,13 @@ pub struct FuzzOptions {
     pub enabled: Vec<usize>,
     pub spec: VmSpec,
     pub vms: usize,
+    /// Programs run concurrently in each VM.
+    pub procs: usize,
     pub sandbox: Sandbox,
+    /// Each call in a thread of its own (see `ExecOpts::threaded`).
+    pub threaded: bool,
+    /// Some programs run a second time with pairs of calls racing (see `ExecOpts::collide`).
+    pub collide: bool,
     pub duration: Option<Duration>,
     pub workdir: PathBuf,
     /// Feedback off: generate only, never triage (the baseline `kfuzz bench` compares with).
@@ -54,6 +60,12 @@ pub struct Stats {
     pub cover: AtomicU64,
     pub crashes: AtomicU64,
     pub vm_restarts: AtomicU64,
+    /// Sums over all executions, in microseconds: the guest's phases (see `ExecTiming`) and
+    /// the whole request as the host saw it.
+    pub setup_us: AtomicU64,
+    pub calls_us: AtomicU64,
+    pub teardown_us: AtomicU64,
+    pub request_us: AtomicU64,
 }
 
 struct CorpusEntry {
@@ -71,6 +83,42 @@ struct State {
     /// Programs to triage before fuzzing (the corpus of an earlier run).
     candidates: VecDeque<Prog>,
     crash_titles: HashMap<String, usize>,
+    /// Per VM: signal found elsewhere that its executor has not been told about yet.
+    pending: Vec<Vec<u32>>,
+}
+
+impl State {
+    /// Adds to the fuzzer's signal; true when it is new. Other VMs will be told.
+    fn add_max_signal(&mut self, vm: usize, sig: u32) -> bool {
+        if !self.max_signal.insert(sig) {
+            return false;
+        }
+        for (i, p) in self.pending.iter_mut().enumerate() {
+            if i != vm {
+                p.push(sig);
+            }
+        }
+        true
+    }
+}
+
+/// A booted VM, shared by its procs.
+struct VmSlot {
+    inner: Mutex<VmInner>,
+    /// Set when a crash was recorded or the guest stopped answering: its procs stop.
+    dead: AtomicBool,
+}
+
+struct VmInner {
+    vm: Vm,
+    /// Console offset up to which reports were looked for.
+    scan_from: u64,
+}
+
+/// What a proc thread works with.
+struct Ctx<'a> {
+    proc: &'a Proc,
+    slot: &'a VmSlot,
 }
 
 pub struct Fuzzer {
@@ -102,7 +150,10 @@ pub struct Summary {
 impl Fuzzer {
     pub fn new(opts: FuzzOptions, shell: &Shell) -> anyhow::Result<Arc<Fuzzer>> {
         let ct = ChoiceTable::new(&opts.target, &opts.enabled);
-        let mut state = State::default();
+        let mut state = State {
+            pending: vec![Vec::new(); opts.vms],
+            ..Default::default()
+        };
         let corpus_dir = opts.workdir.join("corpus");
         let mut bad = 0;
         for (path, src) in corpus::load_texts(&corpus_dir) {
@@ -142,13 +193,15 @@ impl Fuzzer {
         }))
     }
 
-    fn exec_opts(&self, full_signal: bool) -> ExecOpts {
+    fn exec_opts(&self, full_signal: bool, collide: bool) -> ExecOpts {
         let scale = self.opts.spec.accel.timeout_scale();
         ExecOpts {
             sandbox: self.opts.sandbox,
             full_signal,
             timeout_ms: (PROG_TIMEOUT * scale).as_millis() as u64,
             call_timeout_ms: (CALL_TIMEOUT * scale).as_millis() as u64,
+            threaded: self.opts.threaded || collide,
+            collide,
         }
     }
 
@@ -256,8 +309,7 @@ impl Fuzzer {
                 continue;
             }
             failures = 0;
-            let scan_from = vm.console().offset();
-            self.fuzz_vm(&mut vm, scan_from, &mut rng);
+            let vm = self.fuzz_vm(vm, &mut rng);
             self.stats.vm_restarts.fetch_add(1, Ordering::SeqCst);
             if self.stop.load(Ordering::SeqCst) {
                 vm.shutdown();
@@ -266,9 +318,46 @@ impl Fuzzer {
         }
     }
 
-    /// Fuzzes on one booted VM until it crashes or the run stops.
-    fn fuzz_vm(&self, vm: &mut Vm, mut scan_from: u64, rng: &mut impl Rng) {
-        while !self.stop.load(Ordering::SeqCst) {
+    /// Fuzzes on one booted VM, one thread per proc, until it crashes or the run stops.
+    fn fuzz_vm(&self, mut vm: Vm, rng: &mut impl Rng) -> Vm {
+        let procs = match vm.procs(self.opts.procs) {
+            Ok(p) => p,
+            Err(e) => {
+                self.shell.warn(format!("{e:#}"));
+                return vm;
+            }
+        };
+        // A fresh executor knows nothing: it is told all the signal the fuzzer has.
+        if let Ok(mut s) = self.state.lock() {
+            let all: Vec<u32> = s.max_signal.iter().copied().collect();
+            if let Some(p) = s.pending.get_mut(vm.index) {
+                *p = all;
+            }
+        }
+        let scan_from = vm.console().offset();
+        let slot = VmSlot {
+            inner: Mutex::new(VmInner { vm, scan_from }),
+            dead: AtomicBool::new(false),
+        };
+        std::thread::scope(|scope| {
+            for proc in procs {
+                let seed: u64 = rng.gen();
+                let slot = &slot;
+                scope.spawn(move || {
+                    let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+                    self.fuzz_proc(&Ctx { proc: &proc, slot }, &mut rng)
+                });
+            }
+        });
+        match slot.inner.into_inner() {
+            Ok(inner) => inner.vm,
+            Err(p) => p.into_inner().vm,
+        }
+    }
+
+    /// One proc's loop: candidates first, then generated and mutated programs.
+    fn fuzz_proc(&self, ctx: &Ctx, rng: &mut impl Rng) {
+        while !self.stop.load(Ordering::SeqCst) && !ctx.slot.dead.load(Ordering::SeqCst) {
             let candidate = self
                 .state
                 .lock()
@@ -279,20 +368,16 @@ impl Fuzzer {
                 None => (self.next_prog(rng), false),
             };
             let result = if is_candidate {
-                self.triage(vm, &prog, None, &mut scan_from)
+                self.triage(ctx, &prog, None)
             } else {
-                match self.exec(vm, &prog, false, &mut scan_from) {
+                let collide = self.opts.collide && rng.gen_ratio(1, 4);
+                match self.exec(ctx, &prog, false, collide) {
                     Some(r) => {
-                        if self.opts.no_feedback {
-                            self.new_signal(&r);
+                        let new = self.new_signal(ctx.proc.vm, &r);
+                        if new.is_empty() || self.opts.no_feedback {
                             Ok(())
                         } else {
-                            let new = self.new_signal(&r);
-                            if new.is_empty() {
-                                Ok(())
-                            } else {
-                                self.triage(vm, &prog, Some(new), &mut scan_from)
-                            }
+                            self.triage(ctx, &prog, Some(new))
                         }
                     }
                     None => Err(()),
@@ -333,14 +418,14 @@ impl Fuzzer {
     }
 
     /// Signal in `r` that the whole fuzzer has not seen, which it now has.
-    fn new_signal(&self, r: &ExecResult) -> HashSet<u32> {
+    fn new_signal(&self, vm: usize, r: &ExecResult) -> HashSet<u32> {
         let Ok(mut s) = self.state.lock() else {
             return HashSet::new();
         };
         let mut new = HashSet::new();
         for c in &r.calls {
             for sig in &c.signal {
-                if s.max_signal.insert(*sig) {
+                if s.add_max_signal(vm, *sig) {
                     new.insert(*sig);
                 }
             }
@@ -357,14 +442,12 @@ impl Fuzzer {
         new
     }
 
-    /// Runs a program; None when the VM crashed or stopped answering (the crash is recorded).
-    fn exec(
-        &self,
-        vm: &mut Vm,
-        prog: &Prog,
-        full_signal: bool,
-        scan_from: &mut u64,
-    ) -> Option<ExecResult> {
+    /// Runs a program; None when the VM crashed or stopped answering (the crash is recorded),
+    /// or another proc of the VM saw it crash.
+    fn exec(&self, ctx: &Ctx, prog: &Prog, full_signal: bool, collide: bool) -> Option<ExecResult> {
+        if ctx.slot.dead.load(Ordering::SeqCst) {
+            return None;
+        }
         let t = &*self.opts.target;
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
         let txt = text::format(t, prog);
@@ -375,8 +458,40 @@ impl Fuzzer {
             }
             r.push_back((id, txt));
         }
-        let res = vm.exec(id, &encoded, &self.exec_opts(full_signal));
+        let update = self
+            .state
+            .lock()
+            .ok()
+            .and_then(|mut s| s.pending.get_mut(ctx.proc.vm).map(std::mem::take))
+            .unwrap_or_default();
+        let opts = self.exec_opts(full_signal, collide);
+        let res = if update.is_empty() {
+            Ok(())
+        } else {
+            ctx.proc.send_signal(update)
+        }
+        .and_then(|()| {
+            let sent = Instant::now();
+            let r = ctx.proc.exec(id, &encoded, &opts)?;
+            let st = &self.stats;
+            st.request_us
+                .fetch_add(sent.elapsed().as_micros() as u64, Ordering::Relaxed);
+            st.setup_us
+                .fetch_add(r.timing.setup_us.into(), Ordering::Relaxed);
+            st.calls_us
+                .fetch_add(r.timing.calls_us.into(), Ordering::Relaxed);
+            st.teardown_us
+                .fetch_add(r.timing.teardown_us.into(), Ordering::Relaxed);
+            Ok(r)
+        });
         self.stats.execs.fetch_add(1, Ordering::SeqCst);
+        let mut inner = match ctx.slot.inner.lock() {
+            Ok(i) => i,
+            Err(p) => p.into_inner(),
+        };
+        if ctx.slot.dead.load(Ordering::SeqCst) {
+            return None;
+        }
         match res {
             Ok(r) => {
                 if r.hanged {
@@ -395,16 +510,17 @@ impl Fuzzer {
                         "Hanged",
                         format!(
                             "vm{}: program {id} was killed after {} ms:\n{txt}",
-                            vm.index,
-                            self.exec_opts(false).timeout_ms
+                            ctx.proc.vm, opts.timeout_ms
                         ),
                     );
                 }
                 let ran = r.calls.iter().filter(|c| c.executed).count() as u64;
                 self.stats.calls.fetch_add(ran, Ordering::SeqCst);
-                if self.check_console(vm, scan_from, false) {
+                if self.check_console(&mut inner, false) {
+                    ctx.slot.dead.store(true, Ordering::SeqCst);
                     return None;
                 }
+                drop(inner);
                 if !full_signal {
                     let mut s = self.state.lock().ok()?;
                     for pc in &r.new_pcs {
@@ -417,8 +533,9 @@ impl Fuzzer {
                 Some(r)
             }
             Err(e) => {
-                if !self.check_console(vm, scan_from, true) {
-                    let kind = if vm.exited() {
+                ctx.slot.dead.store(true, Ordering::SeqCst);
+                if !self.check_console(&mut inner, true) {
+                    let kind = if inner.vm.exited() {
                         CrashKind::LostConnection
                     } else {
                         CrashKind::NoOutput
@@ -436,7 +553,7 @@ impl Fuzzer {
                         truncated: false,
                         corrupted: false,
                     };
-                    self.record_crash(vm, &r);
+                    self.record_crash(&inner.vm, &r);
                 }
                 None
             }
@@ -445,7 +562,8 @@ impl Fuzzer {
 
     /// Looks for a report in the console since the last look. `dying`: the VM is going away,
     /// so wait for the rest of the report. Returns true when a crash was recorded.
-    fn check_console(&self, vm: &mut Vm, scan_from: &mut u64, dying: bool) -> bool {
+    fn check_console(&self, inner: &mut VmInner, dying: bool) -> bool {
+        let VmInner { vm, scan_from } = inner;
         let (text, _) = vm.console().since(*scan_from);
         let mut reports = report::parse(&text);
         if reports.is_empty() && !dying {
@@ -522,17 +640,11 @@ impl Fuzzer {
     /// Re-runs a program to keep its stable signal, minimizes it while that signal stays, and
     /// adds it to the corpus. `new`: the signal that made it interesting (None: a candidate from
     /// disk, whose whole stable signal counts). Err: the VM is gone.
-    fn triage(
-        &self,
-        vm: &mut Vm,
-        prog: &Prog,
-        new: Option<HashSet<u32>>,
-        scan_from: &mut u64,
-    ) -> Result<(), ()> {
+    fn triage(&self, ctx: &Ctx, prog: &Prog, new: Option<HashSet<u32>>) -> Result<(), ()> {
         let t = &*self.opts.target;
         let mut stable: Option<HashSet<u32>> = None;
         for _ in 0..TRIAGE_RUNS {
-            let r = self.exec(vm, prog, true, scan_from).ok_or(())?;
+            let r = self.exec(ctx, prog, true, false).ok_or(())?;
             let sig: HashSet<u32> = r
                 .calls
                 .iter()
@@ -556,7 +668,7 @@ impl Fuzzer {
                 return Ok(());
             }
             for x in &stable {
-                s.max_signal.insert(*x);
+                s.add_max_signal(ctx.proc.vm, *x);
             }
         }
         // Minimize: drop calls from the end while the stable signal is still produced. Corpus
@@ -567,7 +679,7 @@ impl Fuzzer {
             i -= 1;
             let mut q = p.clone();
             minimize::remove_call(t, &mut q, i);
-            let r = self.exec(vm, &q, true, scan_from).ok_or(())?;
+            let r = self.exec(ctx, &q, true, false).ok_or(())?;
             let sig: HashSet<u32> = r
                 .calls
                 .iter()

@@ -11,6 +11,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -234,14 +235,63 @@ impl Vm {
     ) -> anyhow::Result<kfuzz_wire::ExecResult> {
         let msg = HostMsg::Exec {
             id,
+            proc: 0,
             prog: prog.clone(),
             opts: opts.clone(),
         };
         let wait = Duration::from_millis(opts.timeout_ms) + self.scaled(Duration::from_secs(10));
         match self.request(&msg, wait)? {
-            GuestMsg::ExecDone(r) => Ok(r),
+            GuestMsg::ExecDone { result, .. } => Ok(result),
             other => bail!("vm{}: unexpected reply {other:?}", self.index),
         }
+    }
+
+    /// Splits the channel into `n` procs that run programs concurrently (each the executor's
+    /// fork server of the same index). After this only the procs talk to the executor.
+    pub fn procs(&mut self, n: usize) -> anyhow::Result<Vec<Proc>> {
+        let (Some(rx), Some(chan), Some(active)) =
+            (self.rx.take(), self.chan.as_ref(), self.active)
+        else {
+            bail!("vm{}: not connected", self.index)
+        };
+        let writer = Arc::new(Mutex::new(
+            chan.try_clone().context("cloning the channel socket")?,
+        ));
+        let mut txs = Vec::new();
+        let mut procs = Vec::new();
+        for i in 0..n.max(1) {
+            let (tx, prx) = std::sync::mpsc::channel();
+            txs.push(tx);
+            procs.push(Proc {
+                vm: self.index,
+                index: i as u32,
+                writer: Arc::clone(&writer),
+                rx: prx,
+                timeout_scale: self.timeout_scale,
+            });
+        }
+        std::thread::spawn(move || {
+            for (i, msg) in rx {
+                if i != active {
+                    continue;
+                }
+                match msg {
+                    Ok(GuestMsg::ExecDone { proc, result }) => {
+                        if let Some(tx) = txs.get(proc as usize) {
+                            let _ = tx.send(Ok(result));
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        for tx in &txs {
+                            let _ = tx.send(Err(e.to_string()));
+                        }
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(procs)
     }
 
     /// The benchmark baseline in the guest (see `HostMsg::RawLoop`): iterations per second.
@@ -292,6 +342,59 @@ impl Vm {
 
     pub fn log_dir(&self) -> &Path {
         &self.dir
+    }
+}
+
+/// One of a VM's concurrent program runners (see `Vm::procs`).
+pub struct Proc {
+    pub vm: usize,
+    pub index: u32,
+    writer: Arc<Mutex<UnixStream>>,
+    rx: Receiver<Result<kfuzz_wire::ExecResult, String>>,
+    timeout_scale: u32,
+}
+
+impl Proc {
+    fn send(&self, msg: &HostMsg) -> anyhow::Result<()> {
+        let mut w = self
+            .writer
+            .lock()
+            .map_err(|_| anyhow::anyhow!("vm{}: the channel lock is poisoned", self.vm))?;
+        kfuzz_wire::write_msg(&mut *w, msg)
+            .with_context(|| format!("vm{}: sending to the executor", self.vm))
+    }
+
+    /// Runs one program on this proc; the timeout covers the program and the round trip.
+    pub fn exec(
+        &self,
+        id: u64,
+        prog: &kfuzz_wire::ExecProg,
+        opts: &kfuzz_wire::ExecOpts,
+    ) -> anyhow::Result<kfuzz_wire::ExecResult> {
+        self.send(&HostMsg::Exec {
+            id,
+            proc: self.index,
+            prog: prog.clone(),
+            opts: opts.clone(),
+        })?;
+        let wait =
+            Duration::from_millis(opts.timeout_ms) + Duration::from_secs(10) * self.timeout_scale;
+        match self.rx.recv_timeout(wait) {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => bail!("vm{}: the guest channel failed: {e}", self.vm),
+            Err(RecvTimeoutError::Timeout) => bail!(
+                "vm{}: proc {} got no reply within {:.0}s",
+                self.vm,
+                self.index,
+                wait.as_secs_f64()
+            ),
+            Err(RecvTimeoutError::Disconnected) => bail!("vm{}: the guest channel closed", self.vm),
+        }
+    }
+
+    /// Tells the executor about signal the host already has (see `HostMsg::Signal`).
+    pub fn send_signal(&self, signal: Vec<u32>) -> anyhow::Result<()> {
+        self.send(&HostMsg::Signal(signal))
     }
 }
 

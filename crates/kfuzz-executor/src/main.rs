@@ -8,6 +8,7 @@
 mod exec;
 mod init;
 mod kcov;
+mod microbench;
 mod serve;
 
 fn main() {
@@ -17,6 +18,8 @@ fn main() {
         init::run()
     } else if mode == "serve" {
         serve::run()
+    } else if mode == "microbench" {
+        microbench::run()
     } else {
         eprintln!("usage: kfuzz-executor init|serve (as PID 1 it runs init)");
         2

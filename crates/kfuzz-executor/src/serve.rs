@@ -4,11 +4,15 @@ use std::collections::HashSet;
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kfuzz_wire::{
-    read_msg, write_msg, Features, GuestMsg, Handshake, HostMsg, ProbeResult, WireError,
+    read_msg, write_msg, ExecOpts, ExecProg, Features, GuestMsg, Handshake, HostMsg, ProbeResult,
+    WireError,
 };
+
+use crate::exec::{Executor, Shared};
 
 use crate::kcov::{self, Kcov};
 
@@ -91,7 +95,15 @@ pub fn run() -> i32 {
         return 1;
     }
     println!("kfuzz-executor: handshake sent on {}", port.display());
-    let mut executor = crate::exec::Executor::new();
+    let writer = match chan.try_clone() {
+        Ok(w) => Arc::new(Mutex::new(w)),
+        Err(e) => {
+            eprintln!("kfuzz-executor: cannot clone the channel: {e}");
+            return 1;
+        }
+    };
+    let shared = Arc::new(Shared::default());
+    let mut procs: Vec<mpsc::Sender<(u64, ExecProg, ExecOpts)>> = Vec::new();
     loop {
         let msg: HostMsg = match read_msg(&mut chan) {
             Ok(m) => m,
@@ -110,7 +122,32 @@ pub fn run() -> i32 {
                 run_command(&argv, Duration::from_millis(timeout_ms))
             }
             HostMsg::CoverageProbe => GuestMsg::CoverageProbe(coverage_probe()),
-            HostMsg::Exec { id, prog, opts } => GuestMsg::ExecDone(executor.run(id, &prog, &opts)),
+            HostMsg::Exec {
+                id,
+                proc,
+                prog,
+                opts,
+            } => {
+                let p = (proc as usize).min(MAX_PROCS - 1);
+                while procs.len() <= p {
+                    procs.push(spawn_proc(
+                        procs.len() as u32,
+                        Arc::clone(&shared),
+                        Arc::clone(&writer),
+                    ));
+                }
+                if procs[p].send((id, prog, opts)).is_err() {
+                    eprintln!("kfuzz-executor: proc {p} is gone");
+                    return 1;
+                }
+                continue;
+            }
+            HostMsg::Signal(sig) => {
+                if let Ok(mut s) = shared.signal.lock() {
+                    s.extend(sig);
+                }
+                continue;
+            }
             HostMsg::RawLoop { millis } => raw_loop(millis),
             HostMsg::Shutdown => {
                 println!("kfuzz-executor: shutting down");
@@ -124,11 +161,46 @@ pub fn run() -> i32 {
                 return 0;
             }
         };
-        if let Err(e) = write_msg(&mut chan, &reply) {
+        if let Err(e) = send(&writer, &reply) {
             eprintln!("kfuzz-executor: reply: {e}");
             return 1;
         }
     }
+}
+
+/// Procs a host may ask for; a larger index runs on the last one.
+const MAX_PROCS: usize = 32;
+
+fn send(writer: &Mutex<std::fs::File>, msg: &GuestMsg) -> Result<(), WireError> {
+    let mut w = match writer.lock() {
+        Ok(w) => w,
+        Err(p) => p.into_inner(),
+    };
+    write_msg(&mut *w, msg)
+}
+
+/// A worker thread with its own fork server; its replies share the channel.
+fn spawn_proc(
+    index: u32,
+    shared: Arc<Shared>,
+    writer: Arc<Mutex<std::fs::File>>,
+) -> mpsc::Sender<(u64, ExecProg, ExecOpts)> {
+    let (tx, rx) = mpsc::channel::<(u64, ExecProg, ExecOpts)>();
+    std::thread::spawn(move || {
+        let mut executor = Executor::new(index, shared);
+        for (id, prog, opts) in rx {
+            let result = executor.run(id, &prog, &opts);
+            let reply = GuestMsg::ExecDone {
+                proc: index,
+                result,
+            };
+            if let Err(e) = send(&writer, &reply) {
+                eprintln!("kfuzz-executor: reply from proc {index}: {e}");
+                std::process::exit(1);
+            }
+        }
+    });
+    tx
 }
 
 fn handshake() -> Handshake {

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 /// Bumped on every incompatible change; the handshake refuses a mismatch.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Frames larger than this are refused rather than allocated.
 pub const MAX_FRAME: u32 = 64 << 20;
@@ -73,9 +73,15 @@ pub enum HostMsg {
         /// `kfuzz: executing program <id>` is printed on the console before the program runs;
         /// the host, which knows each id's text, puts the programs into crash logs.
         id: u64,
+        /// The worker process (0..procs) that runs it; procs run their programs concurrently
+        /// and each answers with an `ExecDone` carrying its index.
+        proc: u32,
         prog: ExecProg,
         opts: ExecOpts,
     },
+    /// Signal the host already has (found on other VMs, or before this executor started): the
+    /// executor stops reporting it, so a typical execution returns a few bytes. No reply.
+    Signal(Vec<u32>),
     /// The benchmark's baseline: a fixed ~10-call sequence (getpid, pipe, write, read, close,
     /// shmget, shmat, shmdt, shmctl) in a loop with KCOV enabled, reset and read each
     /// iteration, no host round trip.
@@ -103,8 +109,28 @@ pub struct ExecOpts {
     /// Kill the program after this long.
     pub timeout_ms: u64,
     /// Interrupt a single call that blocks longer than this (it returns EINTR), so that one
-    /// blocking call (msgrcv on an empty queue, semop) does not stall the whole program.
+    /// blocking call (msgrcv on an empty queue, semop) does not stall the whole program; in
+    /// threaded mode, stop waiting for it and go on with the next call.
     pub call_timeout_ms: u64,
+    /// Each call runs in a thread of its own; a call that blocks is left behind.
+    pub threaded: bool,
+    /// After the program, run it again with pairs of calls issued concurrently (races). Only
+    /// the first run's results are returned. Implies threaded.
+    pub collide: bool,
+}
+
+impl ExecOpts {
+    /// No sandbox, filtered signal, the given timeouts, calls one after the other.
+    pub fn new(timeout_ms: u64, call_timeout_ms: u64) -> ExecOpts {
+        ExecOpts {
+            sandbox: Sandbox::None,
+            full_signal: false,
+            timeout_ms,
+            call_timeout_ms,
+            threaded: false,
+            collide: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -125,6 +151,19 @@ pub struct ExecResult {
     pub new_pcs: Vec<u64>,
     /// The program did not finish within the timeout and was killed.
     pub hanged: bool,
+    /// Where the guest's time went, for `kfuzz bench`.
+    pub timing: ExecTiming,
+}
+
+/// Microseconds spent in each phase of one execution, measured in the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ExecTiming {
+    /// From the request to the first call: fork, namespaces, data area.
+    pub setup_us: u32,
+    /// The calls themselves (KCOV collection included).
+    pub calls_us: u32,
+    /// From the last call to the reply: exit, wait, cleanup, signal hashing.
+    pub teardown_us: u32,
 }
 
 /// Guest → host.
@@ -141,7 +180,11 @@ pub enum GuestMsg {
         stderr: Vec<u8>,
     },
     CoverageProbe(Result<ProbeResult, String>),
-    ExecDone(ExecResult),
+    ExecDone {
+        /// The proc that ran it (see `HostMsg::Exec`).
+        proc: u32,
+        result: ExecResult,
+    },
     /// Iterations of the raw loop done in the time asked, and whether KCOV was on.
     RawLoopDone {
         iterations: u64,
