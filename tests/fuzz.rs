@@ -148,6 +148,12 @@ fn lkdtm_crashes_are_found_titled_and_fuzzing_goes_on() {
             "*lkdtm*",
             "--vms",
             "1",
+            // The executor's other modes under real crashes: calls in threads, pairs of calls
+            // racing, two programs at a time.
+            "--procs",
+            "2",
+            "--threaded",
+            "--collide",
             "--duration",
             "120s",
             "--message-format",

@@ -86,6 +86,7 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
         call_timeout_ms: (CALL_TIMEOUT * scale).as_millis() as u64,
         threaded: args.threaded || args.collide,
         collide: args.collide,
+        comparisons: false,
     };
 
     let stop = Arc::new(AtomicBool::new(false));

@@ -142,13 +142,14 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
     shell.status(
         "Finished",
         format!(
-            "{:.0}s: {} execs, corpus {}, signal {}, cover {}, {} crash title(s)",
+            "{:.0}s: {} execs, corpus {}, signal {}, cover {}, {} crash title(s), {} programs from hints",
             summary.elapsed_secs,
             summary.execs,
             summary.corpus,
             summary.signal,
             summary.cover,
-            summary.crashes.len()
+            summary.crashes.len(),
+            summary.hints
         ),
     );
     for (title, n) in &summary.crashes {

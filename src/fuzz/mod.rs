@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use kfuzz_prog::gen::{self, ChoiceTable};
 use kfuzz_prog::prog::Prog;
 use kfuzz_prog::target::Target;
-use kfuzz_prog::{exec, minimize, mutate, text};
+use kfuzz_prog::{exec, hints, minimize, mutate, text};
 use kfuzz_wire::{ExecOpts, ExecResult, Sandbox};
 use rand::{Rng, SeedableRng};
 
@@ -28,6 +28,8 @@ const PROG_TIMEOUT: Duration = Duration::from_secs(5);
 const CALL_TIMEOUT: Duration = Duration::from_millis(50);
 /// How many times a program with new signal is re-run during triage.
 const TRIAGE_RUNS: usize = 3;
+/// Programs made from one corpus program's comparison hints, at most.
+const MAX_HINTS: usize = 32;
 
 pub struct FuzzOptions {
     pub target: Arc<Target>,
@@ -60,6 +62,8 @@ pub struct Stats {
     pub cover: AtomicU64,
     pub crashes: AtomicU64,
     pub vm_restarts: AtomicU64,
+    /// Programs run from comparison hints.
+    pub hints: AtomicU64,
     /// Sums over all executions, in microseconds: the guest's phases (see `ExecTiming`) and
     /// the whole request as the host saw it.
     pub setup_us: AtomicU64,
@@ -85,6 +89,8 @@ struct State {
     crash_titles: HashMap<String, usize>,
     /// Per VM: signal found elsewhere that its executor has not been told about yet.
     pending: Vec<Vec<u32>>,
+    /// Programs with new signal waiting for triage (found by hints).
+    triage_queue: VecDeque<(Prog, HashSet<u32>)>,
 }
 
 impl State {
@@ -143,6 +149,8 @@ pub struct Summary {
     pub corpus: u64,
     pub signal: u64,
     pub cover: u64,
+    /// Programs run from comparison hints.
+    pub hints: u64,
     pub crashes: Vec<(String, usize)>,
     pub workdir: PathBuf,
 }
@@ -202,6 +210,7 @@ impl Fuzzer {
             call_timeout_ms: (CALL_TIMEOUT * scale).as_millis() as u64,
             threaded: self.opts.threaded || collide,
             collide,
+            comparisons: false,
         }
     }
 
@@ -257,6 +266,7 @@ impl Fuzzer {
             corpus: self.stats.corpus.load(Ordering::SeqCst),
             signal: self.stats.signal.load(Ordering::SeqCst),
             cover: self.stats.cover.load(Ordering::SeqCst),
+            hints: self.stats.hints.load(Ordering::SeqCst),
             crashes: st.unwrap_or_default(),
             workdir: self.opts.workdir.clone(),
         }
@@ -265,13 +275,14 @@ impl Fuzzer {
     pub fn status_line(&self, elapsed: Duration) -> String {
         let execs = self.stats.execs.load(Ordering::SeqCst);
         format!(
-            "{}  execs {execs} ({:.1}/s)  corpus {}  signal {}  cover {}  crashes {}",
+            "{}  execs {execs} ({:.1}/s)  corpus {}  signal {}  cover {}  crashes {}  hints {}",
             crate::kernel::build::human_duration(Duration::from_secs(elapsed.as_secs())),
             execs as f64 / elapsed.as_secs_f64().max(0.001),
             self.stats.corpus.load(Ordering::SeqCst),
             self.stats.signal.load(Ordering::SeqCst),
             self.stats.cover.load(Ordering::SeqCst),
             self.stats.crashes.load(Ordering::SeqCst),
+            self.stats.hints.load(Ordering::SeqCst),
         )
     }
 
@@ -358,20 +369,18 @@ impl Fuzzer {
     /// One proc's loop: candidates first, then generated and mutated programs.
     fn fuzz_proc(&self, ctx: &Ctx, rng: &mut impl Rng) {
         while !self.stop.load(Ordering::SeqCst) && !ctx.slot.dead.load(Ordering::SeqCst) {
-            let candidate = self
-                .state
-                .lock()
-                .ok()
-                .and_then(|mut s| s.candidates.pop_front());
-            let (prog, is_candidate) = match candidate {
-                Some(p) => (p, true),
-                None => (self.next_prog(rng), false),
-            };
-            let result = if is_candidate {
-                self.triage(ctx, &prog, None)
+            let queued = self.state.lock().ok().and_then(|mut s| {
+                if let Some(p) = s.candidates.pop_front() {
+                    return Some((p, None));
+                }
+                s.triage_queue.pop_front().map(|(p, new)| (p, Some(new)))
+            });
+            let result = if let Some((prog, new)) = queued {
+                self.triage(ctx, &prog, new)
             } else {
+                let prog = self.next_prog(rng);
                 let collide = self.opts.collide && rng.gen_ratio(1, 4);
-                match self.exec(ctx, &prog, false, collide) {
+                match self.exec(ctx, &prog, &self.exec_opts(false, collide)) {
                     Some(r) => {
                         let new = self.new_signal(ctx.proc.vm, &r);
                         if new.is_empty() || self.opts.no_feedback {
@@ -444,7 +453,8 @@ impl Fuzzer {
 
     /// Runs a program; None when the VM crashed or stopped answering (the crash is recorded),
     /// or another proc of the VM saw it crash.
-    fn exec(&self, ctx: &Ctx, prog: &Prog, full_signal: bool, collide: bool) -> Option<ExecResult> {
+    fn exec(&self, ctx: &Ctx, prog: &Prog, opts: &ExecOpts) -> Option<ExecResult> {
+        let full_signal = opts.full_signal;
         if ctx.slot.dead.load(Ordering::SeqCst) {
             return None;
         }
@@ -464,7 +474,6 @@ impl Fuzzer {
             .ok()
             .and_then(|mut s| s.pending.get_mut(ctx.proc.vm).map(std::mem::take))
             .unwrap_or_default();
-        let opts = self.exec_opts(full_signal, collide);
         let res = if update.is_empty() {
             Ok(())
         } else {
@@ -472,7 +481,7 @@ impl Fuzzer {
         }
         .and_then(|()| {
             let sent = Instant::now();
-            let r = ctx.proc.exec(id, &encoded, &opts)?;
+            let r = ctx.proc.exec(id, &encoded, opts)?;
             let st = &self.stats;
             st.request_us
                 .fetch_add(sent.elapsed().as_micros() as u64, Ordering::Relaxed);
@@ -644,7 +653,9 @@ impl Fuzzer {
         let t = &*self.opts.target;
         let mut stable: Option<HashSet<u32>> = None;
         for _ in 0..TRIAGE_RUNS {
-            let r = self.exec(ctx, prog, true, false).ok_or(())?;
+            let r = self
+                .exec(ctx, prog, &self.exec_opts(true, false))
+                .ok_or(())?;
             let sig: HashSet<u32> = r
                 .calls
                 .iter()
@@ -679,7 +690,7 @@ impl Fuzzer {
             i -= 1;
             let mut q = p.clone();
             minimize::remove_call(t, &mut q, i);
-            let r = self.exec(ctx, &q, true, false).ok_or(())?;
+            let r = self.exec(ctx, &q, &self.exec_opts(true, false)).ok_or(())?;
             let sig: HashSet<u32> = r
                 .calls
                 .iter()
@@ -718,7 +729,7 @@ impl Fuzzer {
             s.corpus_signal.insert(*x);
         }
         s.corpus.push(CorpusEntry {
-            prog: p,
+            prog: p.clone(),
             signal: stable.len(),
         });
         self.stats
@@ -735,6 +746,42 @@ impl Fuzzer {
                 stable.len()
             ),
         );
+        drop(s);
+        // A program new to the corpus (not one reloaded from disk) is worth its hints.
+        if new.is_some() && !self.opts.no_feedback {
+            self.hints(ctx, &p)?;
+        }
+        Ok(())
+    }
+
+    /// Runs `p` once collecting the kernel's comparisons, then runs the programs where an
+    /// argument takes a value it was compared with; those with new signal are queued for
+    /// triage. Err: the VM is gone.
+    fn hints(&self, ctx: &Ctx, p: &Prog) -> Result<(), ()> {
+        let t = &*self.opts.target;
+        let mut opts = self.exec_opts(false, false);
+        opts.comparisons = true;
+        let r = self.exec(ctx, p, &opts).ok_or(())?;
+        let mut budget = MAX_HINTS;
+        for (i, c) in r.calls.iter().enumerate() {
+            let mut comps = hints::CompMap::default();
+            for (a, b) in &c.comps {
+                comps.add(*a, *b);
+            }
+            for q in hints::mutants(t, p, i, &comps, budget) {
+                budget -= 1;
+                self.stats.hints.fetch_add(1, Ordering::Relaxed);
+                let r = self
+                    .exec(ctx, &q, &self.exec_opts(false, false))
+                    .ok_or(())?;
+                let new = self.new_signal(ctx.proc.vm, &r);
+                if !new.is_empty() {
+                    if let Ok(mut s) = self.state.lock() {
+                        s.triage_queue.push_back((q, new));
+                    }
+                }
+            }
+        }
         Ok(())
     }
 }

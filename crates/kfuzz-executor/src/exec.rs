@@ -24,6 +24,8 @@ const KCOV_WORDS: usize = 256 << 10;
 /// KCOV handles for threaded mode: calls left blocked keep theirs; later calls without a free
 /// handle run without coverage.
 const THREAD_KCOVS: usize = 4;
+/// Comparison operand pairs returned per call, at most.
+const MAX_COMPS: usize = 4096;
 /// KCOV buffer of each pool handle.
 const POOL_WORDS: usize = 64 << 10;
 /// Shared header area: a program header, then a slot per call.
@@ -292,7 +294,15 @@ impl Executor {
                 0 => self.kcov.as_ref(),
                 n => self.pool.get(n as usize - 1),
             };
-            if let (true, Some(k)) = (cr.executed, k) {
+            if let (true, Some(k), true) = (cr.executed, k, opts.comparisons && slot.kcov == 0) {
+                let mut comps = k
+                    .raw()
+                    .comparisons(slot.pc_start as usize, slot.pc_count as usize);
+                comps.sort_unstable();
+                comps.dedup();
+                comps.truncate(MAX_COMPS);
+                cr.comps = comps;
+            } else if let (true, Some(k)) = (cr.executed, k) {
                 let pcs = k.range(slot.pc_start as usize, slot.pc_count as usize);
                 let mut prev: u32 = 0;
                 let mut sig = Vec::new();
@@ -505,7 +515,8 @@ impl Child {
                 Ok(m) => m,
                 Err(_) => return 0,
             };
-            let fresh = opts.threaded || opts.collide || opts.sandbox != Sandbox::None;
+            let fresh =
+                opts.threaded || opts.collide || opts.comparisons || opts.sandbox != Sandbox::None;
             let mut hanged = false;
             if fresh {
                 // The child enables the handle itself.
@@ -613,10 +624,15 @@ impl Child {
         for k in self.kcov.iter().chain(&self.pool) {
             k.reset();
         }
+        let mode = if opts.comparisons {
+            kcov::KCOV_TRACE_CMP
+        } else {
+            kcov::KCOV_TRACE_PC
+        };
         let kcov = if threaded {
             None
         } else {
-            self.kcov.filter(|k| k.enable(kcov::KCOV_TRACE_PC).is_ok())
+            self.kcov.filter(|k| k.enable(mode).is_ok())
         };
         let pool: Pool = Arc::new(Mutex::new(
             self.pool

@@ -165,6 +165,17 @@ impl KcovRef {
         unsafe { std::slice::from_raw_parts(self.area.add(1 + start), n) }
     }
 
+    /// Comparison records `start..start + n` (KCOV_TRACE_CMP: four words each, the type, the
+    /// two operands and the PC), as operand pairs. Only for the process that mapped it.
+    pub fn comparisons(&self, start: usize, n: usize) -> Vec<(u64, u64)> {
+        let records = (self.words - 1) / 4;
+        let start = start.min(records);
+        let n = n.min(records - start);
+        // SAFETY: entries 1..words of the mapping; the records are clamped to it.
+        let words = unsafe { std::slice::from_raw_parts(self.area.add(1 + 4 * start), 4 * n) };
+        words.chunks_exact(4).map(|r| (r[1], r[2])).collect()
+    }
+
     pub fn pcs(&self) -> Vec<u64> {
         // SAFETY: the mapping holds `words` u64s; the count is clamped to that.
         unsafe {

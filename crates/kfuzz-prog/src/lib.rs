@@ -5,6 +5,7 @@
 pub mod ast;
 pub mod exec;
 pub mod gen;
+pub mod hints;
 pub mod minimize;
 pub mod mutate;
 pub mod parser;

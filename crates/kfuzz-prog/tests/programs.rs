@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use kfuzz_prog::gen::{generate, ChoiceTable};
 use kfuzz_prog::target::{compile, parse_files, DescriptionFile, Target};
-use kfuzz_prog::{exec, mutate, text, validate};
+use kfuzz_prog::{exec, hints, mutate, text, validate};
 use proptest::prelude::*;
 use rand::SeedableRng;
 
@@ -79,6 +79,40 @@ fn target() -> Target {
     let t = compile(&nodes, &HashMap::new(), &numbers);
     assert!(t.disabled.is_empty(), "{:?}", t.disabled);
     t
+}
+
+#[test]
+fn comparison_hints_replace_ints_and_flags_but_not_lengths_or_resources() {
+    let t = target();
+    let p = text::parse(
+        &t,
+        "mmap(&(0x20000000/0x1000)=nil, 0x1000, 0x3, 0x32, 0xffffffffffffffff, 0x1234)\n",
+    )
+    .unwrap();
+    let mut comps = hints::CompMap::default();
+    comps.add(0x1234, 0xdead);
+    // Compared as a truncated 8-bit value: the upper bits stay.
+    comps.add(0x34, 0x99);
+    // The length (0x1000) and the fd resource are never touched, even when compared.
+    comps.add(0x1000, 0x2000);
+    comps.add(0xffffffffffffffff, 0x5);
+    // prot is a flags argument.
+    comps.add(0x3, 0x1);
+    let texts: Vec<String> = hints::mutants(&t, &p, 0, &comps, 100)
+        .iter()
+        .map(|m| text::format(&t, m))
+        .collect();
+    assert_eq!(
+        texts,
+        vec![
+            "mmap(&(0x20000000/0x1000)=nil, 0x1000, 0x1, 0x32, 0xffffffffffffffff, 0x1234)\n",
+            "mmap(&(0x20000000/0x1000)=nil, 0x1000, 0x3, 0x32, 0xffffffffffffffff, 0x1299)\n",
+            "mmap(&(0x20000000/0x1000)=nil, 0x1000, 0x3, 0x32, 0xffffffffffffffff, 0xdead)\n",
+        ]
+    );
+    assert_eq!(hints::mutants(&t, &p, 0, &comps, 1).len(), 1);
+    assert!(hints::mutants(&t, &p, 0, &hints::CompMap::default(), 100).is_empty());
+    assert!(hints::mutants(&t, &p, 5, &comps, 100).is_empty());
 }
 
 #[test]

@@ -117,6 +117,9 @@ pub struct ExecOpts {
     /// After the program, run it again with pairs of calls issued concurrently (races). Only
     /// the first run's results are returned. Implies threaded.
     pub collide: bool,
+    /// Collect the operands of the kernel's comparisons (`KCOV_TRACE_CMP`) instead of PCs:
+    /// each call's `comps` is filled and its signal left empty.
+    pub comparisons: bool,
 }
 
 impl ExecOpts {
@@ -129,6 +132,7 @@ impl ExecOpts {
             call_timeout_ms,
             threaded: false,
             collide: false,
+            comparisons: false,
         }
     }
 }
@@ -142,6 +146,8 @@ pub struct CallResult {
     pub signal: Vec<u32>,
     /// PCs this call covered (with repeats collapsed).
     pub cover: u32,
+    /// With `ExecOpts::comparisons`: the operand pairs of the comparisons the call made.
+    pub comps: Vec<(u64, u64)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
