@@ -8,5 +8,6 @@ pub mod kernel;
 pub mod manifest;
 pub mod project;
 pub mod report;
+pub mod repro;
 pub mod shell;
 pub mod vm;

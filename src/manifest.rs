@@ -155,6 +155,8 @@ pub struct FuzzConfig {
     pub threaded: bool,
     /// Some programs run again with pairs of calls racing.
     pub collide: bool,
+    /// Reproduce each new crash while fuzzing, on a VM of its own.
+    pub reproduce: bool,
 }
 
 impl Default for FuzzConfig {
@@ -167,6 +169,7 @@ impl Default for FuzzConfig {
             procs: 2,
             threaded: false,
             collide: false,
+            reproduce: true,
         }
     }
 }
@@ -378,6 +381,9 @@ procs = 2
 threaded = false
 # Run a quarter of the programs a second time with pairs of calls racing.
 collide = false
+# Reproduce each new crash title (repro.syz, repro.c) on a VM of its own while
+# fuzzing goes on; `kfuzz repro` does the same by hand.
+reproduce = true
 "##,
         vcpus = vm.cpus,
         mem = vm.memory_mb,

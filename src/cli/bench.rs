@@ -31,6 +31,9 @@ pub struct Args {
     /// Programs run at once in each VM
     #[arg(long, default_value_t = 1)]
     pub procs: usize,
+    /// Run only this fuzzing phase: feedback or no-feedback
+    #[arg(long, value_name = "PHASE")]
+    pub only: Option<String>,
     /// Seconds of the raw loop
     #[arg(long, default_value_t = 20)]
     pub raw_secs: u64,
@@ -85,6 +88,9 @@ pub fn exec(mut args: Args, shell: &Shell) -> anyhow::Result<i32> {
     let quiet = Shell::new(Verbosity::Quiet, shell.format);
     let mut finals = Vec::new();
     for (name, no_feedback) in [("feedback", false), ("no-feedback", true)] {
+        if args.only.as_deref().is_some_and(|o| o != name) {
+            continue;
+        }
         let fuzzer = Fuzzer::new(
             FuzzOptions {
                 target: Arc::new(l.loaded.target.clone()),
@@ -98,6 +104,7 @@ pub fn exec(mut args: Args, shell: &Shell) -> anyhow::Result<i32> {
                 duration: Some(args.duration),
                 workdir: bench_dir.join(name),
                 no_feedback,
+                reproduce: false,
                 seed: Some(1),
             },
             &quiet,

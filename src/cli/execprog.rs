@@ -202,8 +202,9 @@ impl Session {
         workdir: &std::path::Path,
         shell: &Shell,
     ) -> bool {
-        let (text, _) = self.vm.console().since(self.scan_from);
+        let (text, complete) = self.vm.console().since_lines(self.scan_from);
         if report::parse(&text).is_empty() && !dying {
+            self.scan_from = complete;
             return false;
         }
         std::thread::sleep(
@@ -215,14 +216,14 @@ impl Session {
         let Some(r) = report::parse(&text).into_iter().next() else {
             return dying;
         };
-        let marker = format!("kfuzz: executing program {id}");
         let log: String = self
             .vm
             .console()
             .tail_text()
             .lines()
             .flat_map(|l| {
-                let extra = l.ends_with(&marker).then(|| program.to_string());
+                let ours = report::program_marker(l).is_some_and(|(i, _)| i == id);
+                let extra = ours.then(|| program.to_string());
                 std::iter::once(l.to_string()).chain(extra)
             })
             .map(|l| l + "\n")

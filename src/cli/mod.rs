@@ -3,11 +3,14 @@
 pub mod bench;
 pub mod boot;
 pub mod build;
+pub mod crashes;
 pub mod doctor;
 pub mod execprog;
 pub mod init;
 pub mod prog;
+pub mod prog2c;
 pub mod report;
+pub mod repro;
 pub mod run;
 pub mod syscalls;
 
@@ -50,7 +53,10 @@ pub enum Command {
     Prog(prog::Args),
     Report(report::Args),
     Run(run::Args),
+    Crashes(crashes::Args),
     Execprog(execprog::Args),
+    Prog2c(prog2c::Args),
+    Repro(repro::Args),
     Bench(bench::Args),
 }
 
@@ -78,7 +84,10 @@ pub fn run(cli: Cli, shell: &Shell) -> anyhow::Result<i32> {
         Command::Prog(a) => prog::exec(a, shell),
         Command::Report(a) => report::exec(a, shell),
         Command::Run(a) => run::exec(a, shell),
+        Command::Crashes(a) => crashes::exec(a, shell),
         Command::Execprog(a) => execprog::exec(a, shell),
+        Command::Prog2c(a) => prog2c::exec(a, shell),
+        Command::Repro(a) => repro::exec(a, shell),
         Command::Bench(a) => bench::exec(a, shell),
     }
 }

@@ -40,6 +40,9 @@ pub struct Args {
     /// Seed the program generator (runs still differ: the kernel is not deterministic)
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Do not reproduce new crashes while fuzzing (default: kfuzz.toml's fuzz.reproduce)
+    #[arg(long)]
+    pub no_reproduce: bool,
     /// Generate programs only, with no coverage feedback (a baseline for benchmarks)
     #[arg(long, hide = true)]
     pub no_feedback: bool,
@@ -121,6 +124,7 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
             duration: args.duration,
             workdir: workdir.clone(),
             no_feedback: args.no_feedback,
+            reproduce: l.manifest.fuzz.reproduce && !args.no_reproduce,
             seed: args.seed,
         },
         shell,

@@ -47,6 +47,8 @@ pub struct FuzzOptions {
     pub workdir: PathBuf,
     /// Feedback off: generate only, never triage (the baseline `kfuzz bench` compares with).
     pub no_feedback: bool,
+    /// Reproduce each new crash title on a VM of its own while fuzzing goes on.
+    pub reproduce: bool,
     pub seed: Option<u64>,
 }
 
@@ -135,9 +137,11 @@ pub struct Fuzzer {
     pub stop: AtomicBool,
     next_id: AtomicU64,
     /// The text of the last programs run, by id, to put into crash logs (the console only says
-    /// `kfuzz: executing program <id>`, which keeps the guest's serial output small).
+    /// `kfuzz: executing program <id> on proc <p>`, which keeps the guest's serial output small).
     recent: Mutex<VecDeque<(u64, String)>>,
     shell: Shell,
+    /// New crash titles (their directories) for the reproducer thread.
+    repro_queue: Mutex<VecDeque<(PathBuf, String)>>,
 }
 
 const RECENT_PROGRAMS: usize = 4096;
@@ -198,6 +202,7 @@ impl Fuzzer {
             next_id: AtomicU64::new(0),
             recent: Mutex::new(VecDeque::new()),
             shell: shell.clone(),
+            repro_queue: Mutex::new(VecDeque::new()),
         }))
     }
 
@@ -223,6 +228,10 @@ impl Fuzzer {
                 std::thread::spawn(move || f.worker(i))
             })
             .collect();
+        let reproducer = self.opts.reproduce.then(|| {
+            let f = Arc::clone(self);
+            std::thread::spawn(move || f.reproducer())
+        });
         let mut last = Instant::now();
         let term = self.shell.is_term();
         while !self.stop.load(Ordering::SeqCst) {
@@ -248,7 +257,7 @@ impl Fuzzer {
         if term {
             eprintln!();
         }
-        for w in workers {
+        for w in workers.into_iter().chain(reproducer) {
             let _ = w.join();
         }
         let st = self.state.lock().map(|s| {
@@ -573,9 +582,12 @@ impl Fuzzer {
     /// so wait for the rest of the report. Returns true when a crash was recorded.
     fn check_console(&self, inner: &mut VmInner, dying: bool) -> bool {
         let VmInner { vm, scan_from } = inner;
-        let (text, _) = vm.console().since(*scan_from);
+        let (text, complete) = vm.console().since_lines(*scan_from);
         let mut reports = report::parse(&text);
         if reports.is_empty() && !dying {
+            // Nothing there: the next look starts after it (parsing the whole console after
+            // each program made a long run slower and slower).
+            *scan_from = complete;
             return false;
         }
         // Let the kernel finish printing (a panic ends QEMU; a WARNING goes on).
@@ -609,10 +621,7 @@ impl Fuzzer {
         for line in console.lines() {
             out.push_str(line);
             out.push('\n');
-            let id = line
-                .split("kfuzz: executing program ")
-                .nth(1)
-                .and_then(|n| n.trim().parse::<u64>().ok());
+            let id = report::program_marker(line).map(|(id, _)| id);
             if let Some(text) = id.and_then(|id| recent.get(&id)) {
                 out.push_str(text);
             }
@@ -638,11 +647,61 @@ impl Fuzzer {
                         format!("{} (vm{}, {})", r.title, vm.index, path.display()),
                     );
                     self.shell.json(&serde_json::json!({"reason": "crash", "title": r.title, "kind": r.kind, "dir": path}));
+                    let hang = matches!(r.kind, CrashKind::NoOutput | CrashKind::LostConnection);
+                    if self.opts.reproduce && !hang {
+                        if let Ok(mut q) = self.repro_queue.lock() {
+                            q.push_back((path.clone(), r.title.clone()));
+                        }
+                    }
                 }
             }
             Err(e) => self
                 .shell
                 .warn(format!("cannot save crash {:?}: {e:#}", r.title)),
+        }
+    }
+
+    /// The reproducer thread: each new crash title in turn, on a VM of its own (under
+    /// `<work>/repro/`), until the run stops.
+    fn reproducer(self: Arc<Self>) {
+        let mut spec = self.opts.spec.clone();
+        spec.work_dir = spec.work_dir.join("repro");
+        let quiet = Shell::new(crate::shell::Verbosity::Quiet, self.shell.format);
+        while !self.stop.load(Ordering::SeqCst) {
+            let next = self.repro_queue.lock().ok().and_then(|mut q| q.pop_front());
+            let Some((dir, title)) = next else {
+                std::thread::sleep(Duration::from_millis(250));
+                continue;
+            };
+            let log = std::fs::read_to_string(dir.join("log0")).unwrap_or_default();
+            let r = crate::repro::reproduce_into(
+                &self.opts.target,
+                spec.clone(),
+                &log,
+                &title,
+                self.opts.sandbox,
+                &dir,
+                &quiet,
+                Some(&self.stop),
+            );
+            if self.shell.is_term() {
+                eprint!("\r\x1b[2K");
+            }
+            match r {
+                Ok(Some(s)) => {
+                    self.shell.note("Reproduced", s.line());
+                    self.shell.json(
+                        &serde_json::json!({"reason": "repro", "reproduced": true, "result": s}),
+                    );
+                }
+                Ok(None) => self
+                    .shell
+                    .note("Repro", format!("{title:?} did not reproduce")),
+                Err(e) if self.stop.load(Ordering::SeqCst) => {
+                    self.shell.verbose("Repro", format!("{title:?}: {e:#}"));
+                }
+                Err(e) => self.shell.warn(format!("reproducing {title:?}: {e:#}")),
+            }
         }
     }
 

@@ -158,13 +158,24 @@ pub fn build(dir: &Path, files: &[GuestFile], base: &Path) -> anyhow::Result<Ini
     }
     let bytes = w.finish();
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    // Older archives are of no further use.
+    // Older archives go, except the most recent few: another kfuzz (another version, other
+    // guest files) may be booting VMs from one right now.
     if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let n = e.file_name().to_string_lossy().into_owned();
-            if n.starts_with("initramfs-") && n.ends_with(".cpio") {
-                let _ = std::fs::remove_file(e.path());
-            }
+        let mut old: Vec<(std::time::SystemTime, PathBuf)> = entries
+            .flatten()
+            .filter(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.starts_with("initramfs-") && n.ends_with(".cpio")
+            })
+            .map(|e| {
+                let t = e.metadata().and_then(|m| m.modified());
+                (t.unwrap_or(std::time::UNIX_EPOCH), e.path())
+            })
+            .collect();
+        old.sort();
+        let keep = 3;
+        for (_, p) in old.iter().take(old.len().saturating_sub(keep)) {
+            let _ = std::fs::remove_file(p);
         }
     }
     crate::kernel::build::write_atomic(&path, &bytes)?;

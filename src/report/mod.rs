@@ -41,6 +41,18 @@ pub struct CrashReport {
 }
 
 /// `[   12.345678][  T123] text` → `text` (PRINTK_TIME and PRINTK_CALLER prefixes).
+/// The program id (and proc) of a `kfuzz: executing program <id> on proc <proc>` line.
+pub fn program_marker(line: &str) -> Option<(u64, Option<u32>)> {
+    let rest = line.split("kfuzz: executing program ").nth(1)?;
+    let mut words = rest.split_whitespace();
+    let id = words.next()?.parse().ok()?;
+    let proc = match (words.next(), words.next()) {
+        (Some("on"), Some("proc")) => words.next().and_then(|p| p.parse().ok()),
+        _ => None,
+    };
+    Some((id, proc))
+}
+
 pub fn strip_prefix(line: &str) -> &str {
     let mut s = line.trim_end_matches('\r');
     for _ in 0..2 {

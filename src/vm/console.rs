@@ -102,6 +102,22 @@ impl Console {
         (String::from_utf8_lossy(&bytes).into_owned(), total)
     }
 
+    /// Like `since`, plus the offset just after the last complete line: where the next look
+    /// starts when this text held nothing of interest (a line being written is read again).
+    pub fn since_lines(&self, offset: u64) -> (String, u64) {
+        let Ok(t) = self.tail.lock() else {
+            return (String::new(), offset);
+        };
+        let total = self.total.load(std::sync::atomic::Ordering::SeqCst);
+        let want = total.saturating_sub(offset).min(t.len() as u64) as usize;
+        let bytes: Vec<u8> = t.iter().skip(t.len() - want).copied().collect();
+        let partial = bytes.len() - bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        (
+            String::from_utf8_lossy(&bytes).into_owned(),
+            total - partial as u64,
+        )
+    }
+
     /// The whole tail (up to the last 256 KiB).
     pub fn tail_text(&self) -> String {
         self.since(0).0

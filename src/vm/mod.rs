@@ -294,6 +294,20 @@ impl Vm {
         Ok(procs)
     }
 
+    /// Writes a file in the guest.
+    pub fn write_file(&mut self, path: &str, data: &[u8], mode: u32) -> anyhow::Result<()> {
+        let msg = HostMsg::WriteFile {
+            path: path.into(),
+            data: data.to_vec(),
+            mode,
+        };
+        match self.request(&msg, self.scaled(Duration::from_secs(20)))? {
+            GuestMsg::CommandDone { .. } => Ok(()),
+            GuestMsg::Error(e) => bail!("vm{}: {e}", self.index),
+            other => bail!("vm{}: unexpected reply {other:?}", self.index),
+        }
+    }
+
     /// The benchmark baseline in the guest (see `HostMsg::RawLoop`): iterations per second.
     pub fn raw_loop(&mut self, millis: u64) -> anyhow::Result<(f64, bool)> {
         let wait = Duration::from_millis(millis) + self.scaled(Duration::from_secs(10));

@@ -149,6 +149,7 @@ pub fn run() -> i32 {
                 continue;
             }
             HostMsg::RawLoop { millis } => raw_loop(millis),
+            HostMsg::WriteFile { path, data, mode } => write_file(&path, &data, mode),
             HostMsg::Shutdown => {
                 println!("kfuzz-executor: shutting down");
                 // A reboot, not a power-off: QEMU runs with -no-reboot and exits on it, and it
@@ -201,6 +202,26 @@ fn spawn_proc(
         }
     });
     tx
+}
+
+fn write_file(path: &str, data: &[u8], mode: u32) -> GuestMsg {
+    use std::os::unix::fs::PermissionsExt;
+    let p = std::path::Path::new(path);
+    if let Some(dir) = p.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let r = std::fs::write(p, data)
+        .and_then(|()| std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)));
+    match r {
+        Ok(()) => GuestMsg::CommandDone {
+            status: Some(0),
+            signal: None,
+            timed_out: false,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+        },
+        Err(e) => GuestMsg::Error(format!("cannot write {path}: {e}")),
+    }
 }
 
 fn handshake() -> Handshake {

@@ -245,6 +245,7 @@ impl<'a, R: Rng> Builder<'a, R> {
                 vals,
                 bitmask,
                 size,
+                ..
             } => Arg::Int(rand_flags(self.rng, vals, *bitmask, *size)),
             TypeKind::Len { .. } => Arg::Int(0),
             TypeKind::Proc { per_proc, .. } => Arg::Int(self.rng.gen_range(0..*per_proc)),

@@ -164,6 +164,7 @@ fn mutate_value(
                 vals,
                 bitmask,
                 size,
+                ..
             },
             Arg::Int(v),
         ) => {

@@ -313,3 +313,21 @@ fn default_layout(target: &Target, t: &Type) -> (u64, u64) {
     let a = crate::gen::default_arg(target, t);
     layout(target, t, &a)
 }
+
+/// `a`'s calls then `b`'s, `b`'s variables renumbered after `a`'s (a reproducer made of
+/// several programs from a log).
+pub fn concat(a: &Prog, b: &Prog) -> Prog {
+    let mut out = a.clone();
+    let shift = a.next_var;
+    for c in &b.calls {
+        let mut c = c.clone();
+        for_each_res_mut(&mut c, &mut |r| {
+            r.def = r.def.map(|v| v + shift);
+            r.src = r.src.map(|v| v + shift);
+        });
+        c.ret = c.ret.map(|v| v + shift);
+        out.calls.push(c);
+    }
+    out.next_var = shift + b.next_var;
+    out
+}

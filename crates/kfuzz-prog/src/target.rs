@@ -738,10 +738,15 @@ impl<'a> Builder<'a> {
             "const" => {
                 want(1, 2, "[value] or [value, intN]")?;
                 let (size, be) = self.size_arg(args.get(1).copied())?;
+                let name = match args[0] {
+                    TypeArg::Type(t) if t.args.is_empty() => Some(t.name.clone()),
+                    _ => None,
+                };
                 TypeKind::Const {
                     size,
                     val: self.value(args[0])? & mask(size),
                     be,
+                    name,
                 }
             }
             "flags" => {
@@ -759,10 +764,25 @@ impl<'a> Builder<'a> {
                     .map(|v| v & mask(size))
                     .collect();
                 let bitmask = vals.iter().all(|v| *v == 0 || v.is_power_of_two()) && vals.len() > 1;
+                let names = self
+                    .flag_nodes
+                    .get(f.name.as_str())
+                    .map(|(nodes, _)| {
+                        nodes
+                            .iter()
+                            .zip(&vals)
+                            .filter_map(|((v, _), val)| match v {
+                                Value::Ident(n) => Some((n.clone(), *val)),
+                                _ => None,
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
                 TypeKind::Flags {
                     size,
                     vals,
                     bitmask,
+                    names,
                 }
             }
             "len" | "bytesize" | "bytesize2" | "bytesize4" | "bytesize8" | "bitsize" => {

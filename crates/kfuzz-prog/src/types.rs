@@ -75,11 +75,15 @@ pub enum TypeKind {
         size: u8,
         val: u64,
         be: bool,
+        /// The constant's name when the description gave one (`IPC_RMID`), for C output.
+        name: Option<String>,
     },
     Flags {
         size: u8,
         vals: Vec<u64>,
         bitmask: bool,
+        /// The named values of the flag set, for C output.
+        names: Vec<(String, u64)>,
     },
     Len {
         size: u8,

@@ -70,7 +70,8 @@ pub enum HostMsg {
     CoverageProbe,
     /// Run one program in a forked child with KCOV and return per-call results.
     Exec {
-        /// `kfuzz: executing program <id>` is printed on the console before the program runs;
+        /// `kfuzz: executing program <id> on proc <proc>` is printed on the console before the
+        /// program runs;
         /// the host, which knows each id's text, puts the programs into crash logs.
         id: u64,
         /// The worker process (0..procs) that runs it; procs run their programs concurrently
@@ -86,6 +87,13 @@ pub enum HostMsg {
     /// shmget, shmat, shmdt, shmctl) in a loop with KCOV enabled, reset and read each
     /// iteration, no host round trip.
     RawLoop { millis: u64 },
+    /// Write a file in the guest (e.g. a compiled reproducer); answered with `CommandDone`
+    /// (status 0) or `Error`.
+    WriteFile {
+        path: String,
+        data: Vec<u8>,
+        mode: u32,
+    },
     /// End the guest (QEMU exits).
     Shutdown,
 }

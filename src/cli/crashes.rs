@@ -1,0 +1,50 @@
+//! `kfuzz crashes [--workdir DIR]`: what the fuzzer found, per title.
+
+use std::path::PathBuf;
+
+use crate::fuzz::crashes;
+use crate::shell::Shell;
+
+/// List the crashes found: count, first and last seen, and whether reproducers exist
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The work dir (default: kfuzz.toml's fuzz.workdir)
+    #[arg(long, value_name = "DIR")]
+    pub workdir: Option<PathBuf>,
+}
+
+pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
+    let workdir = match &args.workdir {
+        Some(d) => d.clone(),
+        None => {
+            let tree = super::current_tree()?;
+            let m = crate::manifest::Manifest::load(&tree.manifest_path())?;
+            tree.root.join(&m.fuzz.workdir)
+        }
+    };
+    let dir = workdir.join("crashes");
+    let list = crashes::list(&dir);
+    if list.is_empty() {
+        shell.status("Crashes", format!("none in {}", dir.display()));
+    }
+    for e in &list {
+        let c = match (e.c_repro, e.c_repro_crashes) {
+            (true, Some(true)) => "C (crashes)",
+            (true, Some(false)) => "C (does not crash)",
+            (true, None) => "C",
+            (false, _) => "-",
+        };
+        shell.println(format!(
+            "{:>5}x  first {}  last {}  repro: {:>3} {:<18}  {}\n        {}",
+            e.count,
+            crashes::utc(e.first_seen),
+            crashes::utc(e.last_seen),
+            if e.syz_repro { "syz" } else { "-" },
+            c,
+            e.title,
+            e.dir.display()
+        ));
+        shell.json(&serde_json::json!({"reason": "crash", "crash": e}));
+    }
+    Ok(0)
+}

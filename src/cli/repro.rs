@@ -1,0 +1,107 @@
+//! `kfuzz repro CRASH_DIR | LOG_FILE`
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use super::run::SandboxArg;
+use super::syscalls::TargetArgs;
+use crate::guest::initramfs;
+use crate::repro;
+use crate::shell::Shell;
+use crate::vm::{Accel, VmSpec};
+
+/// Find the program that triggers a crash, minimize it, and write repro.syz and repro.c
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A crash directory (crashes/<id>/) or a console log with kfuzz's program markers
+    pub crash: PathBuf,
+    /// Sandbox the programs ran in
+    #[arg(long, value_enum, default_value_t = SandboxArg::None)]
+    pub sandbox: SandboxArg,
+    /// Where repro.syz, repro.c and repro.log go (default: the crash directory, or the log
+    /// file's directory)
+    #[arg(short, long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
+    let (log, title, out_dir) = if args.crash.is_dir() {
+        let d = &args.crash;
+        let title = std::fs::read_to_string(d.join("description"))
+            .with_context(|| {
+                format!(
+                    "{} has no description: is it a crash directory?",
+                    d.display()
+                )
+            })?
+            .trim()
+            .to_string();
+        let log = std::fs::read_to_string(d.join("log0"))
+            .with_context(|| format!("cannot read {}", d.join("log0").display()))?;
+        (log, title, d.clone())
+    } else {
+        let log = std::fs::read_to_string(&args.crash)
+            .with_context(|| format!("cannot read {}", args.crash.display()))?;
+        let title = crate::report::parse(&log)
+            .into_iter()
+            .next()
+            .map(|r| r.title)
+            .ok_or_else(|| {
+                anyhow::anyhow!("{}: no crash report found in the log", args.crash.display())
+            })?;
+        let dir = args
+            .crash
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default();
+        (log, title, dir)
+    };
+    let out_dir = args.output.clone().unwrap_or(out_dir);
+    let l = args.target.load(shell)?;
+    let t = &l.loaded.target;
+    let kernel = crate::vm::boot::kernel_from_build(&l.tree.build_dir())?;
+    let work = l.tree.work_dir();
+    let initrd = initramfs::build(&work.join("guest"), &l.manifest.guest.files, &l.tree.root)?;
+    let accel = Accel::detect_and_tell(shell);
+    let spec = VmSpec::new(
+        &l.manifest.vm,
+        kernel,
+        initrd.path,
+        work.join("repro"),
+        accel,
+    );
+    shell.status("Reproducing", &title);
+    let found = repro::reproduce_into(
+        t,
+        spec,
+        &log,
+        &title,
+        args.sandbox.into(),
+        &out_dir,
+        shell,
+        None,
+    )
+    .with_context(|| format!("reproducing from {}", args.crash.display()))?;
+    match found {
+        Some(s) => {
+            shell.status("Reproduced", s.line());
+            shell.println(format!("syz: {}", s.syz.display()));
+            shell.println(format!("C:   {}", s.c.display()));
+            shell.println(format!("log: {}", out_dir.join("repro.log").display()));
+            shell.json(&serde_json::json!({"reason": "repro", "reproduced": true, "result": s}));
+            Ok(0)
+        }
+        None => {
+            let path = out_dir.join("repro.log");
+            shell.warn(format!(
+                "{title:?} was not reproduced (steps in {})",
+                path.display()
+            ));
+            shell.json(&serde_json::json!({"reason": "repro", "reproduced": false, "log": path}));
+            Ok(1)
+        }
+    }
+}

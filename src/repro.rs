@@ -1,0 +1,566 @@
+//! From a crash log to a minimized reproducer: find the program(s) that crash the kernel with
+//! the same title, confirm it repeats, minimize calls then arguments, simplify the executor's
+//! options, and write `repro.syz`, `repro.c` and `repro.log` (each step explained).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use kfuzz_prog::prog::{Arg, Prog};
+use kfuzz_prog::target::Target;
+use kfuzz_prog::types::TypeKind;
+use kfuzz_prog::{csource, exec, minimize, prog, text};
+use kfuzz_wire::{ExecOpts, Sandbox};
+
+use crate::report;
+use crate::shell::Shell;
+use crate::vm::{Vm, VmSpec};
+
+/// Programs tried one by one before the log is bisected.
+const MAX_SINGLES: usize = 10;
+/// Programs from the end of the log the bisection works on.
+const MAX_LOG_PROGRAMS: usize = 32;
+/// Runs that must crash with the title, the finding run included.
+const CONFIRMATIONS: usize = 3;
+
+/// One step of option simplification.
+type Simplify = fn(ReproOpts) -> ReproOpts;
+
+/// The options a reproducer needs; simplified as far as the crash allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ReproOpts {
+    pub threaded: bool,
+    pub collide: bool,
+    /// Times the program runs in a row.
+    pub repeat: u32,
+    pub procs: u32,
+    #[serde(serialize_with = "ser_sandbox")]
+    pub sandbox: Sandbox,
+}
+
+fn ser_sandbox<S: serde::Serializer>(s: &Sandbox, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(sandbox_name(*s))
+}
+
+fn sandbox_name(s: Sandbox) -> &'static str {
+    match s {
+        Sandbox::None => "none",
+        Sandbox::Setuid => "setuid",
+        Sandbox::Namespace => "namespace",
+    }
+}
+
+impl ReproOpts {
+    /// The header line of `repro.syz`.
+    pub fn header(&self) -> String {
+        format!(
+            "# kfuzz repro options: threaded={} collide={} repeat={} procs={} sandbox={}",
+            self.threaded,
+            self.collide,
+            self.repeat,
+            self.procs,
+            sandbox_name(self.sandbox)
+        )
+    }
+}
+
+/// The programs of a crash log, in order, with the proc that ran each (when the marker says).
+/// Programs that do not parse against the current descriptions are skipped.
+pub fn programs_from_log(target: &Target, log: &str) -> Vec<(Option<u32>, Prog)> {
+    let mut out = Vec::new();
+    let mut lines = log.lines().peekable();
+    while let Some(line) = lines.next() {
+        let Some((_, proc)) = report::program_marker(line) else {
+            continue;
+        };
+        let mut src = String::new();
+        while let Some(l) = lines.peek() {
+            let t = l.trim();
+            if t.is_empty() || t.starts_with('[') || report::program_marker(l).is_some() {
+                break;
+            }
+            src.push_str(t);
+            src.push('\n');
+            lines.next();
+        }
+        if let Ok(p) = text::parse(target, &src) {
+            if !p.calls.is_empty() {
+                out.push((proc, p));
+            }
+        }
+    }
+    out
+}
+
+pub struct Outcome {
+    pub prog: Prog,
+    pub opts: ReproOpts,
+    pub calls_before: usize,
+    pub elapsed: Duration,
+    /// Whether the C program, run in the guest, crashed with the same title (None: not tried).
+    pub c_crashes: Option<bool>,
+}
+
+pub struct Reproducer<'a> {
+    target: &'a Target,
+    spec: VmSpec,
+    vm: Option<Vm>,
+    title: String,
+    steps: Vec<String>,
+    shell: &'a Shell,
+    started: Instant,
+    next_id: u64,
+    /// Set when the reproducer must give up (`kfuzz run` stopping).
+    cancel: Option<&'a std::sync::atomic::AtomicBool>,
+}
+
+impl<'a> Reproducer<'a> {
+    pub fn new(target: &'a Target, spec: VmSpec, title: &str, shell: &'a Shell) -> Self {
+        Reproducer {
+            target,
+            spec,
+            vm: None,
+            title: title.to_string(),
+            steps: Vec::new(),
+            shell,
+            started: Instant::now(),
+            next_id: 0,
+            cancel: None,
+        }
+    }
+
+    pub fn cancel_on(mut self, flag: &'a std::sync::atomic::AtomicBool) -> Self {
+        self.cancel = Some(flag);
+        self
+    }
+
+    fn step(&mut self, msg: impl Into<String>) {
+        let msg = msg.into();
+        self.shell.verbose("Repro", &msg);
+        self.steps.push(format!(
+            "[{:>6.1}s] {msg}",
+            self.started.elapsed().as_secs_f64()
+        ));
+    }
+
+    fn vm(&mut self) -> anyhow::Result<&mut Vm> {
+        if self.vm.is_none() {
+            let mut vm = Vm::start(&self.spec, 0)?;
+            vm.wait_ready(crate::vm::boot::BOOT_TIMEOUT * self.spec.accel.timeout_scale())?;
+            self.vm = Some(vm);
+        }
+        self.vm
+            .as_mut()
+            .ok_or_else(|| anyhow::anyhow!("no VM for the reproducer"))
+    }
+
+    /// Runs the programs in order, `opts.repeat` times; the title of the crash they caused.
+    fn run(&mut self, progs: &[&Prog], o: &ReproOpts) -> anyhow::Result<Option<String>> {
+        if self
+            .cancel
+            .is_some_and(|c| c.load(std::sync::atomic::Ordering::SeqCst))
+        {
+            anyhow::bail!("cancelled");
+        }
+        let scale = self.spec.accel.timeout_scale();
+        let eo = ExecOpts {
+            sandbox: o.sandbox,
+            full_signal: false,
+            timeout_ms: (Duration::from_secs(5) * scale).as_millis() as u64,
+            call_timeout_ms: (Duration::from_millis(50) * scale).as_millis() as u64,
+            threaded: o.threaded || o.collide,
+            collide: o.collide,
+            comparisons: false,
+        };
+        let encoded: Vec<_> = progs.iter().map(|p| exec::encode(self.target, p)).collect();
+        let mut id = self.next_id;
+        let vm = self.vm()?;
+        let start = vm.console().offset();
+        let mut failed = false;
+        'runs: for _ in 0..o.repeat.max(1) {
+            for e in &encoded {
+                id += 1;
+                if vm.exec(id, e, &eo).is_err() {
+                    failed = true;
+                    break 'runs;
+                }
+                if !report::parse(&vm.console().since(start).0).is_empty() {
+                    break 'runs;
+                }
+            }
+        }
+        // A crash may print a moment after the call returned.
+        std::thread::sleep(Duration::from_millis(300) * scale);
+        let text = vm.console().since(start).0;
+        let title = match report::parse(&text).into_iter().next() {
+            Some(r) => Some(r.title),
+            None if failed || vm.exited() => Some("lost connection to the guest".to_string()),
+            None => None,
+        };
+        self.next_id = id;
+        if title.is_some() {
+            // The next run gets a fresh kernel.
+            self.vm = None;
+        }
+        Ok(title)
+    }
+
+    fn crashes(&mut self, progs: &[&Prog], o: &ReproOpts) -> anyhow::Result<bool> {
+        let got = self.run(progs, o)?;
+        Ok(got.as_deref() == Some(self.title.as_str()))
+    }
+
+    /// The whole procedure over the log's programs.
+    pub fn reproduce(
+        &mut self,
+        log_progs: &[(Option<u32>, Prog)],
+        sandbox: Sandbox,
+    ) -> anyhow::Result<Option<Outcome>> {
+        let t = self.target;
+        let mut o = ReproOpts {
+            threaded: true,
+            collide: true,
+            repeat: 3,
+            procs: 1,
+            sandbox,
+        };
+        self.step(format!(
+            "{} programs in the log; looking for {:?} with {}",
+            log_progs.len(),
+            self.title,
+            o.header().trim_start_matches("# kfuzz repro ")
+        ));
+        // 1. The last program of each proc, then the others from the end, one at a time.
+        let mut order: Vec<usize> = Vec::new();
+        let mut procs_seen = std::collections::HashSet::new();
+        for (i, (proc, _)) in log_progs.iter().enumerate().rev() {
+            if procs_seen.insert(*proc) {
+                order.push(i);
+            }
+        }
+        for i in (0..log_progs.len()).rev() {
+            if !order.contains(&i) {
+                order.push(i);
+            }
+        }
+        let mut found: Option<Prog> = None;
+        for &i in order.iter().take(MAX_SINGLES) {
+            let p = &log_progs[i].1;
+            let got = self.run(&[p], &o)?;
+            self.step(format!(
+                "program {} of {} alone ({} calls): {}",
+                i + 1,
+                log_progs.len(),
+                p.calls.len(),
+                got.as_deref().unwrap_or("no crash")
+            ));
+            if got.as_deref() == Some(self.title.as_str()) {
+                found = Some(p.clone());
+                break;
+            }
+        }
+        // 2. Bisect the log: the shortest run of programs ending with the last that crashes.
+        if found.is_none() {
+            let tail: Vec<&Prog> = log_progs
+                .iter()
+                .rev()
+                .take(MAX_LOG_PROGRAMS)
+                .rev()
+                .map(|(_, p)| p)
+                .collect();
+            if tail.is_empty() || !self.crashes(&tail, &o)? {
+                self.step("the log's last programs together do not crash: not reproducible");
+                return Ok(None);
+            }
+            let (mut lo, mut hi) = (1, tail.len());
+            while lo < hi {
+                let mid = (lo + hi) / 2;
+                let ok = self.crashes(&tail[tail.len() - mid..], &o)?;
+                self.step(format!(
+                    "bisect: the last {mid} programs {}",
+                    if ok { "crash" } else { "do not crash" }
+                ));
+                if ok {
+                    hi = mid;
+                } else {
+                    lo = mid + 1;
+                }
+            }
+            let suffix = &tail[tail.len() - lo..];
+            let mut p = Prog::default();
+            for q in suffix {
+                p = prog::concat(&p, q);
+            }
+            self.step(format!(
+                "bisect: the last {lo} programs, as one of {} calls",
+                p.calls.len()
+            ));
+            found = Some(p);
+        }
+        let Some(mut p) = found else {
+            return Ok(None);
+        };
+        let calls_before = p.calls.len();
+        // 3. Confirm.
+        for k in 1..CONFIRMATIONS {
+            if !self.crashes(&[&p], &o)? {
+                self.step(format!(
+                    "confirmation {k} did not crash: not reliable enough"
+                ));
+                return Ok(None);
+            }
+        }
+        self.step(format!("confirmed: crashed {CONFIRMATIONS} times"));
+        // 4. Minimize calls, from the last.
+        let mut i = p.calls.len();
+        while i > 0 && p.calls.len() > 1 {
+            i -= 1;
+            let mut q = p.clone();
+            minimize::remove_call(t, &mut q, i);
+            if self.crashes(&[&q], &o)? {
+                self.step(format!("call {i} removed: {} calls left", q.calls.len()));
+                p = q;
+            }
+        }
+        // 5. Minimize arguments: integers to zero where the crash stays.
+        for c in 0..p.calls.len() {
+            let meta = &t.syscalls[p.calls[c].meta];
+            for (a, fd) in meta.args.iter().enumerate() {
+                let plain = matches!(fd.ty.kind, TypeKind::Int { .. } | TypeKind::Flags { .. });
+                if !plain || !matches!(p.calls[c].args.get(a), Some(Arg::Int(v)) if *v != 0) {
+                    continue;
+                }
+                let mut q = p.clone();
+                q.calls[c].args[a] = Arg::Int(0);
+                if self.crashes(&[&q], &o)? {
+                    self.step(format!("call {c}: argument {} set to 0", fd.name));
+                    p = q;
+                }
+            }
+        }
+        // 6. Simplify the options.
+        let simpler: [(&str, Simplify); 4] = [
+            ("collide off", |o| ReproOpts {
+                collide: false,
+                ..o
+            }),
+            ("threaded off", |o| ReproOpts {
+                threaded: false,
+                collide: false,
+                ..o
+            }),
+            ("repeat off", |o| ReproOpts { repeat: 1, ..o }),
+            ("sandbox none", |o| ReproOpts {
+                sandbox: Sandbox::None,
+                ..o
+            }),
+        ];
+        for (what, simplify) in simpler {
+            let next = simplify(o);
+            if next == o {
+                continue;
+            }
+            let ok = self.crashes(&[&p], &next)?;
+            self.step(format!(
+                "{what}: {}",
+                if ok { "still crashes" } else { "needed" }
+            ));
+            if ok {
+                o = next;
+            }
+        }
+        Ok(Some(Outcome {
+            prog: p,
+            opts: o,
+            calls_before,
+            elapsed: self.started.elapsed(),
+            c_crashes: None,
+        }))
+    }
+
+    /// Compiles the C reproducer on the host, runs it in the guest, and says whether it crashed
+    /// with the title. None when there is no C compiler.
+    pub fn check_c(&mut self, c_file: &Path) -> anyhow::Result<Option<bool>> {
+        let bin = c_file.with_extension("bin");
+        let Ok(cc) = which::which("gcc") else {
+            self.step("no gcc on the host: the C reproducer was not tried");
+            return Ok(None);
+        };
+        let out = duct::cmd!(cc, "-static", "-Wall", "-O1", "-o", &bin, c_file)
+            .stderr_to_stdout()
+            .stdout_capture()
+            .unchecked()
+            .run()
+            .context("running gcc")?;
+        if !out.status.success() {
+            self.step(format!(
+                "repro.c does not compile:\n{}",
+                String::from_utf8_lossy(&out.stdout)
+            ));
+            return Ok(Some(false));
+        }
+        let data = std::fs::read(&bin).with_context(|| format!("reading {}", bin.display()))?;
+        let _ = std::fs::remove_file(&bin);
+        let scale = self.spec.accel.timeout_scale();
+        let mut crashed = false;
+        for attempt in 1..=2 {
+            let vm = self.vm()?;
+            let start = vm.console().offset();
+            vm.write_file("/tmp/repro", &data, 0o755)?;
+            let _ = vm.command(&["/tmp/repro".to_string()], Duration::from_secs(10) * scale);
+            std::thread::sleep(Duration::from_millis(300) * scale);
+            let title = report::parse(&vm.console().since(start).0)
+                .into_iter()
+                .next()
+                .map(|r| r.title);
+            self.vm = None;
+            crashed = title.as_deref() == Some(self.title.as_str());
+            self.step(format!(
+                "repro.c in the guest (attempt {attempt}): {}",
+                title.as_deref().unwrap_or("no crash")
+            ));
+            if crashed {
+                break;
+            }
+        }
+        Ok(Some(crashed))
+    }
+
+    pub fn steps(&self) -> &[String] {
+        &self.steps
+    }
+
+    pub fn shutdown(&mut self) {
+        if let Some(vm) = self.vm.take() {
+            vm.shutdown();
+        }
+    }
+}
+
+/// The files a reproducer leaves in its crash directory.
+pub struct Written {
+    pub syz: PathBuf,
+    pub c: PathBuf,
+    pub log: PathBuf,
+}
+
+/// Writes `repro.syz` (options header, then the program) and `repro.c`.
+pub fn write_repro(dir: &Path, target: &Target, o: &Outcome) -> anyhow::Result<Written> {
+    let syz = dir.join("repro.syz");
+    let body = format!("{}\n{}", o.opts.header(), text::format(target, &o.prog));
+    crate::kernel::build::write_atomic(&syz, body.as_bytes())?;
+    let c = dir.join("repro.c");
+    let scale_ms = 300;
+    let csrc = csource::generate(
+        target,
+        &o.prog,
+        &csource::Options {
+            threaded: o.opts.threaded,
+            repeat: u64::from(o.opts.repeat),
+            sandbox: match o.opts.sandbox {
+                Sandbox::None => csource::Sandbox::None,
+                Sandbox::Setuid => csource::Sandbox::Setuid,
+                Sandbox::Namespace => csource::Sandbox::Namespace,
+            },
+            call_timeout_ms: scale_ms,
+        },
+    );
+    crate::kernel::build::write_atomic(&c, csrc.as_bytes())?;
+    Ok(Written {
+        syz,
+        c,
+        log: dir.join("repro.log"),
+    })
+}
+
+/// What `reproduce_dir` found.
+#[derive(Debug, serde::Serialize)]
+pub struct Summary {
+    pub title: String,
+    pub seconds: f64,
+    pub calls_before: usize,
+    pub calls_after: usize,
+    pub options: ReproOpts,
+    pub c_crashes: Option<bool>,
+    pub syz: PathBuf,
+    pub c: PathBuf,
+}
+
+impl Summary {
+    pub fn line(&self) -> String {
+        let c = match self.c_crashes {
+            Some(true) => "crashes with the same title",
+            Some(false) => "did not crash with the same title",
+            None => "not tried",
+        };
+        format!(
+            "{:?} in {:.0}s: {} calls before minimization, {} after; {}; repro.c {c}",
+            self.title,
+            self.seconds,
+            self.calls_before,
+            self.calls_after,
+            self.options.header().trim_start_matches("# kfuzz repro ")
+        )
+    }
+}
+
+/// Reproduces the crash `title` from `log`, writing `repro.syz`, `repro.c`, `repro.log` and
+/// `repro.json` into `out_dir`. None (and a `repro.log` saying why) when it does not reproduce.
+#[allow(clippy::too_many_arguments)]
+pub fn reproduce_into(
+    target: &Target,
+    spec: VmSpec,
+    log: &str,
+    title: &str,
+    sandbox: Sandbox,
+    out_dir: &Path,
+    shell: &Shell,
+    cancel: Option<&std::sync::atomic::AtomicBool>,
+) -> anyhow::Result<Option<Summary>> {
+    let progs = programs_from_log(target, log);
+    if progs.is_empty() {
+        anyhow::bail!(
+            "the log holds no program (no `kfuzz: executing program` lines followed by program \
+             text)"
+        );
+    }
+    let mut r = Reproducer::new(target, spec, title, shell);
+    if let Some(c) = cancel {
+        r = r.cancel_on(c);
+    }
+    let result = r.reproduce(&progs, sandbox).and_then(|found| {
+        let Some(mut o) = found else { return Ok(None) };
+        let files = write_repro(out_dir, target, &o)?;
+        o.c_crashes = r.check_c(&files.c).unwrap_or_else(|e| {
+            shell.warn(format!("the C reproducer could not be tried: {e:#}"));
+            None
+        });
+        Ok(Some((o, files)))
+    });
+    r.shutdown();
+    let mut steps = r.steps().join("\n");
+    steps.push('\n');
+    let found = result?;
+    let Some((o, files)) = found else {
+        steps.push_str("not reproduced\n");
+        crate::kernel::build::write_atomic(&out_dir.join("repro.log"), steps.as_bytes())?;
+        return Ok(None);
+    };
+    let s = Summary {
+        title: title.to_string(),
+        seconds: o.elapsed.as_secs_f64(),
+        calls_before: o.calls_before,
+        calls_after: o.prog.calls.len(),
+        options: o.opts,
+        c_crashes: o.c_crashes,
+        syz: files.syz,
+        c: files.c,
+    };
+    steps.push_str(&format!("reproduced {}\n", s.line()));
+    crate::kernel::build::write_atomic(&files.log, steps.as_bytes())?;
+    crate::kernel::build::write_atomic(
+        &out_dir.join("repro.json"),
+        format!("{:#}\n", serde_json::to_value(&s)?).as_bytes(),
+    )?;
+    Ok(Some(s))
+}
