@@ -192,6 +192,13 @@ fn free_bytes(dir: &Path) -> Option<u64> {
     (rc == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
 }
 
+/// The commit checked out in `dir`'s git repository (None outside git).
+pub fn git_commit(dir: &std::path::Path) -> Option<String> {
+    let repo = git2::Repository::discover(dir).ok()?;
+    let head = repo.head().ok()?;
+    head.peel_to_commit().ok().map(|c| c.id().to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@ pub mod host;
 pub mod kernel;
 pub mod manifest;
 pub mod project;
+pub mod regress;
 pub mod report;
 pub mod repro;
 pub mod shell;

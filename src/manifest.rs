@@ -30,6 +30,28 @@ struct RawManifest {
     fuzz: FuzzConfig,
     #[serde(default)]
     guest: GuestConfig,
+    #[serde(default)]
+    regress: RegressConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegressConfig {
+    /// `kfuzz regress` exits 2 when more than this percentage of the corpus's recorded signal
+    /// is no longer reached.
+    pub lost_coverage_percent: f64,
+    /// Corpus folders replayed besides the work dir's (relative to the tree root), e.g. a
+    /// regression corpus committed next to a subsystem.
+    pub corpus: Vec<PathBuf>,
+}
+
+impl Default for RegressConfig {
+    fn default() -> Self {
+        RegressConfig {
+            lost_coverage_percent: 5.0,
+            corpus: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -181,6 +203,7 @@ pub struct Manifest {
     pub vm: VmConfig,
     pub fuzz: FuzzConfig,
     pub guest: GuestConfig,
+    pub regress: RegressConfig,
 }
 
 /// A manifest error that points at the offending place.
@@ -284,6 +307,7 @@ impl Manifest {
             vm: raw.vm,
             fuzz: raw.fuzz,
             guest: raw.guest,
+            regress: raw.regress,
         })
     }
 }
@@ -384,6 +408,14 @@ collide = false
 # Reproduce each new crash title (repro.syz, repro.c) on a VM of its own while
 # fuzzing goes on; `kfuzz repro` does the same by hand.
 reproduce = true
+
+[regress]
+# `kfuzz regress` exits 2 when more than this share of the corpus's recorded
+# signal is no longer reached by the new build.
+lost_coverage_percent = 5.0
+# Corpus folders replayed besides the work dir's, e.g. a regression corpus
+# committed next to the subsystem (`kfuzz regress --corpus` adds more).
+corpus = []
 "##,
         vcpus = vm.cpus,
         mem = vm.memory_mb,

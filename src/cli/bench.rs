@@ -105,6 +105,7 @@ pub fn exec(mut args: Args, shell: &Shell) -> anyhow::Result<i32> {
                 workdir: bench_dir.join(name),
                 no_feedback,
                 reproduce: false,
+                commit: None,
                 seed: Some(1),
             },
             &quiet,

@@ -9,6 +9,7 @@ pub mod execprog;
 pub mod init;
 pub mod prog;
 pub mod prog2c;
+pub mod regress;
 pub mod report;
 pub mod repro;
 pub mod run;
@@ -57,6 +58,7 @@ pub enum Command {
     Execprog(execprog::Args),
     Prog2c(prog2c::Args),
     Repro(repro::Args),
+    Regress(regress::Args),
     Bench(bench::Args),
 }
 
@@ -88,6 +90,7 @@ pub fn run(cli: Cli, shell: &Shell) -> anyhow::Result<i32> {
         Command::Execprog(a) => execprog::exec(a, shell),
         Command::Prog2c(a) => prog2c::exec(a, shell),
         Command::Repro(a) => repro::exec(a, shell),
+        Command::Regress(a) => regress::exec(a, shell),
         Command::Bench(a) => bench::exec(a, shell),
     }
 }

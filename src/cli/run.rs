@@ -125,6 +125,7 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
             workdir: workdir.clone(),
             no_feedback: args.no_feedback,
             reproduce: l.manifest.fuzz.reproduce && !args.no_reproduce,
+            commit: crate::host::git_commit(&l.tree.root),
             seed: args.seed,
         },
         shell,

@@ -44,3 +44,30 @@ pub fn load_texts(dir: &Path) -> Vec<(PathBuf, String)> {
     out.sort();
     out
 }
+
+/// What a corpus program reached when it was added: `<name>.meta.json` beside `<name>.syz`,
+/// for `kfuzz regress` to tell what a later kernel no longer reaches.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Meta {
+    /// The signal the program was added for (stable over three runs), sorted.
+    pub signal: Vec<u32>,
+    /// The tree's git commit when it was recorded, if the tree is a git checkout.
+    pub commit: Option<String>,
+    /// Unix seconds.
+    pub recorded: u64,
+}
+
+pub fn meta_path(program: &Path) -> PathBuf {
+    program.with_extension("meta.json")
+}
+
+/// Writes a program's metadata durably (after the program itself).
+pub fn save_meta(program: &Path, meta: &Meta) -> anyhow::Result<()> {
+    let text = serde_json::to_string(meta)?;
+    crate::kernel::build::write_atomic(&meta_path(program), format!("{text}\n").as_bytes())
+}
+
+pub fn load_meta(program: &Path) -> Option<Meta> {
+    let text = std::fs::read_to_string(meta_path(program)).ok()?;
+    serde_json::from_str(&text).ok()
+}

@@ -49,6 +49,8 @@ pub struct FuzzOptions {
     pub no_feedback: bool,
     /// Reproduce each new crash title on a VM of its own while fuzzing goes on.
     pub reproduce: bool,
+    /// The tree's git commit, recorded with each corpus program.
+    pub commit: Option<String>,
     pub seed: Option<u64>,
 }
 
@@ -768,10 +770,27 @@ impl Fuzzer {
         // the corpus has only adds its signal.
         let known = s.corpus_names.contains(&name);
         if !known {
-            if let Err(e) = corpus::save(&self.opts.workdir.join("corpus"), &txt) {
-                self.shell
-                    .warn(format!("cannot save a corpus program: {e:#}"));
-                return Ok(());
+            match corpus::save(&self.opts.workdir.join("corpus"), &txt) {
+                Ok(path) => {
+                    let mut signal: Vec<u32> = stable.iter().copied().collect();
+                    signal.sort_unstable();
+                    let meta = corpus::Meta {
+                        signal,
+                        commit: self.opts.commit.clone(),
+                        recorded: std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_secs()),
+                    };
+                    if let Err(e) = corpus::save_meta(&path, &meta) {
+                        self.shell
+                            .warn(format!("cannot save {}: {e:#}", path.display()));
+                    }
+                }
+                Err(e) => {
+                    self.shell
+                        .warn(format!("cannot save a corpus program: {e:#}"));
+                    return Ok(());
+                }
             }
             s.corpus_names.insert(name);
         }

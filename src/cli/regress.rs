@@ -1,0 +1,203 @@
+//! `kfuzz regress [--corpus DIR…] [--vms N] [--timeout T] [--junit FILE] [--json FILE]`
+//!
+//! Exit status: 0 clean; 1 a new crash (a corpus program crashed the kernel); 2 more recorded
+//! coverage lost than `regress.lost_coverage_percent` allows; 3 kfuzz itself failed (no
+//! kernel, no VM booted, an unreadable corpus). A reproducer that still crashes is reported
+//! ("still broken") but is not a new crash.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::syscalls::TargetArgs;
+use crate::guest::initramfs;
+use crate::kernel::build::{self, BuildOptions, BuildOutcome};
+use crate::regress::{self, Verdict};
+use crate::shell::Shell;
+use crate::vm::{Accel, VmSpec};
+
+/// Replay the corpus and every saved reproducer on the current build: what crashes, what
+/// coverage is lost
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Corpus folders to replay (default: the work dir's corpus and kfuzz.toml's
+    /// regress.corpus)
+    #[arg(long, value_name = "DIR")]
+    pub corpus: Vec<PathBuf>,
+    /// VMs to spread the programs over (default: kfuzz.toml's vm.count)
+    #[arg(long, value_name = "N")]
+    pub vms: Option<usize>,
+    /// Seconds a program may run (KVM; scaled under TCG)
+    #[arg(long, default_value_t = 5, value_name = "SECS")]
+    pub timeout: u64,
+    /// Write a JUnit report here
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Write the results as JSON here
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Replay on this kernel (a bzImage) instead of building the tree
+    #[arg(long, value_name = "PATH")]
+    pub kernel: Option<PathBuf>,
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
+    match run(args, shell) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            shell.error(&e);
+            Ok(3)
+        }
+    }
+}
+
+fn run(args: Args, shell: &Shell) -> anyhow::Result<i32> {
+    let started = Instant::now();
+    let l = args.target.load(shell)?;
+    let t = &l.loaded.target;
+    let kernel = match &args.kernel {
+        Some(k) => std::path::absolute(k)?,
+        None => match build::build(&l.tree, &l.manifest, &BuildOptions::default(), shell)? {
+            BuildOutcome::Kernel(k) => {
+                crate::vm::boot::kernel_from_build(&l.tree.build_dir()).unwrap_or(k.bzimage)
+            }
+            BuildOutcome::ConfigOnly { .. } => anyhow::bail!("the build made no kernel"),
+        },
+    };
+    let workdir = l.tree.root.join(&l.manifest.fuzz.workdir);
+    let corpus_dirs: Vec<PathBuf> = if args.corpus.is_empty() {
+        std::iter::once(workdir.join("corpus"))
+            .chain(
+                l.manifest
+                    .regress
+                    .corpus
+                    .iter()
+                    .map(|d| l.tree.root.join(d)),
+            )
+            .collect()
+    } else {
+        args.corpus.clone()
+    };
+    let items = regress::collect(t, &corpus_dirs, &workdir.join("crashes"), shell);
+    let repros = items.iter().filter(|i| i.repro_of.is_some()).count();
+    let work = l.tree.work_dir();
+    let initrd = initramfs::build(&work.join("guest"), &l.manifest.guest.files, &l.tree.root)?;
+    let accel = Accel::detect_and_tell(shell);
+    let scale = accel.timeout_scale();
+    let spec = VmSpec::new(
+        &l.manifest.vm,
+        kernel,
+        initrd.path,
+        work.join("regress"),
+        accel,
+    );
+    let vms = args
+        .vms
+        .unwrap_or(l.manifest.vm.count as usize)
+        .clamp(1, items.len().max(1));
+    shell.status(
+        "Replaying",
+        format!(
+            "{} corpus programs and {repros} reproducers on {vms} VM{}",
+            items.len() - repros,
+            if vms == 1 { "" } else { "s" }
+        ),
+    );
+    let results = regress::replay(
+        t,
+        &spec,
+        vms,
+        Duration::from_secs(args.timeout) * scale,
+        &items,
+        shell,
+    );
+    let mut new_crashes = 0;
+    let mut errors = 0;
+    for r in &results {
+        let what = match r.verdict {
+            Verdict::Ok => continue,
+            Verdict::NewCrash => {
+                new_crashes += 1;
+                "new crash"
+            }
+            Verdict::StillBroken => "still broken",
+            Verdict::OtherCrash => "crashed differently",
+            Verdict::Fixed => "fixed (no longer crashes)",
+            Verdict::Error => {
+                errors += 1;
+                "not run"
+            }
+        };
+        shell.note(
+            "Regress",
+            format!(
+                "{}: {what}{}",
+                r.path.display(),
+                r.title
+                    .as_ref()
+                    .map(|t| format!(": {t}"))
+                    .unwrap_or_default()
+            ),
+        );
+    }
+    let (lost, recorded) = regress::lost_coverage(&items, &results);
+    let threshold = l.manifest.regress.lost_coverage_percent;
+    let pct = 100.0 * lost as f64 / recorded.max(1) as f64;
+    let losing: Vec<_> = results.iter().filter(|r| r.lost_signal > 0).collect();
+    for r in &losing {
+        shell.verbose(
+            "Lost",
+            format!(
+                "{}: {} of {} recorded signal",
+                r.path.display(),
+                r.lost_signal,
+                r.recorded_signal
+            ),
+        );
+    }
+    shell.status(
+        "Coverage",
+        format!(
+            "{lost} of {recorded} recorded signal no longer reached ({pct:.1}%, threshold {threshold}%); {} programs lost some",
+            losing.len()
+        ),
+    );
+    let secs = started.elapsed().as_secs_f64();
+    if let Some(path) = &args.junit {
+        let x = regress::junit(&items, &results, (lost, recorded), threshold, secs);
+        std::fs::write(path, x)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    }
+    let summary = serde_json::json!({
+        "programs": results,
+        "lost_signal": lost,
+        "recorded_signal": recorded,
+        "lost_percent": pct,
+        "threshold_percent": threshold,
+        "new_crashes": new_crashes,
+        "seconds": secs,
+    });
+    if let Some(path) = &args.json {
+        std::fs::write(path, format!("{summary:#}\n"))
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    }
+    shell.json(&serde_json::json!({"reason": "regress-finished", "summary": summary}));
+    let code = if errors > 0 && errors == results.len() {
+        3
+    } else if new_crashes > 0 {
+        1
+    } else if pct > threshold {
+        2
+    } else {
+        0
+    };
+    shell.status(
+        "Finished",
+        format!(
+            "{} programs in {secs:.0}s: {new_crashes} new crash(es), exit status {code}",
+            results.len()
+        ),
+    );
+    Ok(code)
+}

@@ -1,0 +1,132 @@
+//! `kfuzz regress` on the real test kernel: a clean corpus replays clean with a well-formed
+//! JUnit report, a saved reproducer that still crashes is "still broken", and a corpus
+//! program that crashes is a new crash (exit 1, the JUnit testcase failed with its title).
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{kfuzz, stderr_of};
+
+fn copy_program(name: &str, to: &Path) {
+    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/programs/{name}.syz"));
+    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+    std::fs::copy(from, to).unwrap();
+}
+
+/// (testcase name, failure type and message) for every testcase.
+fn testcases(xml: &str) -> Vec<(String, Option<(String, String)>)> {
+    assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>"));
+    assert!(xml.trim_end().ends_with("</testsuites>"));
+    assert_eq!(
+        xml.matches("<testcase ").count(),
+        xml.matches("</testcase>").count()
+    );
+    let attr = |s: &str, name: &str| {
+        s.split(&format!("{name}=\""))
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .map(String::from)
+    };
+    xml.split("<testcase ")
+        .skip(1)
+        .map(|case| {
+            let case = case.split("</testcase>").next().unwrap();
+            let failure = case
+                .split("<failure ")
+                .nth(1)
+                .map(|f| (attr(f, "type").unwrap(), attr(f, "message").unwrap()));
+            (attr(case, "name").unwrap(), failure)
+        })
+        .collect()
+}
+
+#[test]
+fn clean_replay_still_broken_reproducer_and_a_new_crash() {
+    let (tmp, tree) = common::private_test_tree();
+    let corpus = tmp.path().join("corpus");
+    for p in ["gen-1-shm", "gen-2-msg", "shm-remap-file-pages"] {
+        copy_program(p, &corpus.join(format!("{p}.syz")));
+    }
+    // A crash kfuzz saved earlier, with its reproducer.
+    let crash = tree.join(".kfuzz/work/crashes/0123456789abcdef");
+    copy_program("gen-9-lkdtm", &crash.join("repro.syz"));
+    std::fs::write(
+        crash.join("description"),
+        "general protection fault in lkdtm_EXCEPTION\n",
+    )
+    .unwrap();
+    let junit = tmp.path().join("junit.xml");
+    let json = tmp.path().join("regress.json");
+    let run = |junit: &Path| {
+        kfuzz()
+            // The shared test kernel as it is: the private tree view would otherwise rebuild
+            // it (its build record names the shared tree).
+            .args(["regress", "--kernel"])
+            .arg(tree.join(".kfuzz/build/arch/x86/boot/bzImage"))
+            .arg("--corpus")
+            .arg(&corpus)
+            .arg("--junit")
+            .arg(junit)
+            .arg("--json")
+            .arg(&json)
+            .current_dir(&tree)
+            .timeout(Duration::from_secs(900))
+            .output()
+            .unwrap()
+    };
+    let out = run(&junit);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("still broken: general protection fault in lkdtm_EXCEPTION"),
+        "{err}"
+    );
+    let cases = testcases(&std::fs::read_to_string(&junit).unwrap());
+    assert_eq!(
+        cases.len(),
+        5,
+        "3 programs, 1 reproducer, coverage: {cases:?}"
+    );
+    for p in ["gen-1-shm", "gen-2-msg", "shm-remap-file-pages"] {
+        let c = cases
+            .iter()
+            .find(|(n, _)| n.ends_with(&format!("{p}.syz")))
+            .unwrap_or_else(|| panic!("{p} not in {cases:?}\n{err}"));
+        assert_eq!(c.1, None, "{p} replays clean");
+    }
+    let repro = cases
+        .iter()
+        .find(|(n, _)| n.ends_with("repro.syz"))
+        .unwrap();
+    assert_eq!(
+        repro.1,
+        Some((
+            "still-broken".into(),
+            "general protection fault in lkdtm_EXCEPTION".into()
+        ))
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["programs"].as_array().unwrap().len(), 4);
+    assert_eq!(v["new_crashes"], 0);
+
+    // The same crash from a corpus program is new: exit 1.
+    copy_program("gen-9-lkdtm", &corpus.join("lkdtm.syz"));
+    let out = run(&junit);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    let cases = testcases(&std::fs::read_to_string(&junit).unwrap());
+    assert_eq!(cases.len(), 6);
+    let new = cases
+        .iter()
+        .find(|(n, _)| n.ends_with("lkdtm.syz") && !n.ends_with("repro.syz"));
+    assert_eq!(
+        new.unwrap().1,
+        Some((
+            "new-crash".into(),
+            "general protection fault in lkdtm_EXCEPTION".into()
+        ))
+    );
+    assert!(common::qemus_in(&tree).is_empty());
+}
