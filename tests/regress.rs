@@ -23,8 +23,9 @@ fn testcases(xml: &str) -> Vec<(String, Option<(String, String)>)> {
         xml.matches("<testcase ").count(),
         xml.matches("</testcase>").count()
     );
+    // ` name=` with its space: `classname=` ends with `name=` too.
     let attr = |s: &str, name: &str| {
-        s.split(&format!("{name}=\""))
+        s.split(&format!(" {name}=\""))
             .nth(1)
             .and_then(|r| r.split('"').next())
             .map(String::from)
@@ -34,7 +35,7 @@ fn testcases(xml: &str) -> Vec<(String, Option<(String, String)>)> {
         .map(|case| {
             let case = case.split("</testcase>").next().unwrap();
             let failure = case
-                .split("<failure ")
+                .split("<failure")
                 .nth(1)
                 .map(|f| (attr(f, "type").unwrap(), attr(f, "message").unwrap()));
             (attr(case, "name").unwrap(), failure)
