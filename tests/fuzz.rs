@@ -174,6 +174,10 @@ fn lkdtm_crashes_are_found_titled_and_fuzzing_goes_on() {
         occurrences >= 2,
         "fuzzing went on after the first crash: {s}"
     );
+    // What LKDTM's direct entries report. A crash type that corrupts kernel state (a list, the
+    // stack, a refcount) can make a later, unrelated-looking report too (CI once saw "WARNING in
+    // __split_vma" after such an entry), so other titles are allowed as long as each one is well
+    // formed and at least one crash is LKDTM's own.
     let known = [
         "WARNING in lkdtm_",
         "kernel BUG in ",
@@ -184,27 +188,30 @@ fn lkdtm_crashes_are_found_titled_and_fuzzing_goes_on() {
         "BUG: ",
     ];
     let mut dirs = 0;
+    let mut lkdtm_titles = 0;
     for entry in std::fs::read_dir(work.join("crashes")).unwrap().flatten() {
         dirs += 1;
         let d = entry.path();
         let title = std::fs::read_to_string(d.join("description")).unwrap();
         let title = title.trim();
-        assert!(
-            known.iter().any(|k| title.starts_with(k)),
-            "unexpected title {title:?}"
-        );
+        assert!(!title.is_empty() && !title.contains('\n'), "{title:?}");
+        let lkdtm = known.iter().any(|k| title.starts_with(k));
+        lkdtm_titles += usize::from(lkdtm);
         let report = std::fs::read_to_string(d.join("report0")).unwrap();
         let log = std::fs::read_to_string(d.join("log0")).unwrap();
         assert!(
             log.contains("kfuzz: executing program"),
             "the log shows the programs that ran"
         );
-        assert!(log.contains("lkdtm: Performing direct entry"), "{log}");
+        if lkdtm {
+            assert!(log.contains("lkdtm: Performing direct entry"), "{log}");
+        }
         if let Some(func) = title.split(" in ").nth(1) {
             assert!(report.contains(func), "report of {title:?} names {func}");
         }
     }
     assert_eq!(dirs, crashes.len());
+    assert!(lkdtm_titles > 0, "no LKDTM crash among {s}");
 }
 
 #[test]
