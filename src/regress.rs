@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 use kfuzz_prog::prog::Prog;
 use kfuzz_prog::target::Target;
 use kfuzz_prog::{exec, text};
-use kfuzz_wire::ExecOpts;
+use kfuzz_wire::{ExecOpts, ExecResult};
 
 use crate::fuzz::corpus;
+use crate::kernel::symbols::Symbols;
 use crate::report;
 use crate::shell::Shell;
 use crate::vm::{Vm, VmSpec};
@@ -49,13 +50,47 @@ pub struct ItemResult {
     pub verdict: Verdict,
     pub title: Option<String>,
     pub report: Option<String>,
-    /// Recorded signal, and how much of it this build did not reach.
-    pub recorded_signal: usize,
-    pub lost_signal: usize,
+    /// Recorded coverage (PCs as function+offset, or edge signal for programs recorded
+    /// without symbols), and how much of it this build did not reach.
+    pub recorded_cover: usize,
+    pub lost_cover: usize,
+    /// What was lost, as `function+0xoffset` (or `#signal`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lost: Vec<String>,
     pub seconds: f64,
-    /// The recorded signal this build reached.
+    /// The recorded coverage this build reached.
     #[serde(skip)]
-    pub reached: Vec<u32>,
+    pub reached: Vec<String>,
+}
+
+/// A program's recorded coverage as comparable keys: `function+0xoffset` when it was recorded
+/// with symbols, else `#signal` (meaningful on the same build only).
+pub fn recorded_keys(meta: &corpus::Meta) -> Vec<String> {
+    if meta.cover.is_empty() {
+        meta.signal.iter().map(|s| format!("#{s:08x}")).collect()
+    } else {
+        meta.cover
+            .iter()
+            .flat_map(|(f, offs)| offs.iter().map(move |o| format!("{f}+{o:#x}")))
+            .collect()
+    }
+}
+
+/// What a run reached, in the keys of `recorded_keys`.
+fn reached_keys(res: &ExecResult, symbols: Option<&Symbols>) -> HashSet<String> {
+    let mut keys: HashSet<String> = res
+        .calls
+        .iter()
+        .flat_map(|c| c.signal.iter().map(|s| format!("#{s:08x}")))
+        .collect();
+    if let Some(sy) = symbols {
+        for pc in &res.new_pcs {
+            if let Some((f, off)) = sy.lookup(*pc) {
+                keys.insert(format!("{f}+{off:#x}"));
+            }
+        }
+    }
+    keys
 }
 
 /// Corpus programs (`*.syz`, with their `.meta.json` when present) and reproducers
@@ -102,6 +137,7 @@ pub fn collect(
 /// Replays every item on `vms` VMs; results in the items' order.
 pub fn replay(
     target: &Target,
+    symbols: Option<&Symbols>,
     spec: &VmSpec,
     vms: usize,
     timeout: Duration,
@@ -151,34 +187,27 @@ pub fn replay(
                         id += 1;
                         let encoded = exec::encode(target, &item.prog);
                         let mut res = vm.exec(id, &encoded, opts);
-                        // Signal that depends on what ran before (first-use paths, caches) may
-                        // not show on one run: up to two more runs, while recorded signal is
-                        // missing and nothing crashed.
-                        for _ in 0..2 {
-                            let Some(meta) = &item.recorded else { break };
-                            let Ok(first) = &res else { break };
-                            let got: HashSet<u32> = first
-                                .calls
-                                .iter()
-                                .flat_map(|c| c.signal.iter().copied())
-                                .collect();
-                            if meta.signal.iter().all(|s| got.contains(s))
+                        let recorded: Vec<String> = item
+                            .recorded
+                            .as_ref()
+                            .map(recorded_keys)
+                            .unwrap_or_default();
+                        let mut reached = HashSet::new();
+                        // Coverage that depends on what ran before (first-use paths, caches)
+                        // may not show on one run: up to two more runs, while recorded coverage
+                        // is missing and nothing crashed.
+                        for attempt in 0..3 {
+                            let Ok(r) = &res else { break };
+                            reached.extend(reached_keys(r, symbols));
+                            if attempt == 2
+                                || recorded.iter().all(|k| reached.contains(k))
                                 || !report::parse(&vm.console().since(scan_from).0).is_empty()
                             {
                                 break;
                             }
                             id += 1;
-                            match vm.exec(id, &encoded, opts) {
-                                Ok(mut again) => {
-                                    if let Ok(first) = &mut res {
-                                        for (a, b) in
-                                            first.calls.iter_mut().zip(again.calls.drain(..))
-                                        {
-                                            a.signal.extend(b.signal);
-                                        }
-                                    }
-                                }
-                                Err(e) => res = Err(e),
+                            if let Err(e) = vm.exec(id, &encoded, opts).map(|r| res = Ok(r)) {
+                                res = Err(e);
                             }
                         }
                         let (text, complete) = vm.console().since_lines(scan_from);
@@ -188,8 +217,9 @@ pub fn replay(
                             verdict: Verdict::Ok,
                             title: None,
                             report: None,
-                            recorded_signal: 0,
-                            lost_signal: 0,
+                            recorded_cover: 0,
+                            lost_cover: 0,
+                            lost: Vec::new(),
                             seconds: 0.0,
                             reached: Vec::new(),
                         };
@@ -214,20 +244,13 @@ pub fn replay(
                                 r.verdict = Verdict::Fixed;
                             }
                         }
-                        if let (Ok(res), Some(meta)) = (&res, &item.recorded) {
-                            let got: HashSet<u32> = res
-                                .calls
-                                .iter()
-                                .flat_map(|c| c.signal.iter().copied())
-                                .collect();
-                            r.recorded_signal = meta.signal.len();
-                            r.reached = meta
-                                .signal
-                                .iter()
-                                .copied()
-                                .filter(|s| got.contains(s))
-                                .collect();
-                            r.lost_signal = r.recorded_signal - r.reached.len();
+                        if res.is_ok() && !recorded.is_empty() {
+                            r.recorded_cover = recorded.len();
+                            let (got, lost): (Vec<String>, Vec<String>) =
+                                recorded.into_iter().partition(|k| reached.contains(k));
+                            r.reached = got;
+                            r.lost_cover = lost.len();
+                            r.lost = lost;
                         }
                         r.seconds = started.elapsed().as_secs_f64();
                         if let Ok(mut all) = results.lock() {
@@ -253,8 +276,9 @@ pub fn replay(
                 verdict: Verdict::Error,
                 title: None,
                 report: Some("not run: the VMs failed to boot".into()),
-                recorded_signal: 0,
-                lost_signal: 0,
+                recorded_cover: 0,
+                lost_cover: 0,
+                lost: Vec::new(),
                 seconds: 0.0,
                 reached: Vec::new(),
             })
@@ -262,18 +286,50 @@ pub fn replay(
         .collect()
 }
 
-/// Lost coverage over the whole corpus: (recorded signal no program reached any more,
-/// recorded signal).
-pub fn lost_coverage(items: &[Item], results: &[ItemResult]) -> (usize, usize) {
+/// Lost coverage over the whole corpus: (recorded coverage no program reached any more,
+/// recorded coverage, what was lost).
+pub fn lost_coverage(items: &[Item], results: &[ItemResult]) -> (usize, usize, Vec<String>) {
     let mut recorded = HashSet::new();
     let mut reached = HashSet::new();
     for (item, r) in items.iter().zip(results) {
         if let Some(meta) = &item.recorded {
-            recorded.extend(meta.signal.iter().copied());
+            recorded.extend(recorded_keys(meta));
         }
-        reached.extend(r.reached.iter().copied());
+        reached.extend(r.reached.iter().cloned());
     }
-    (recorded.difference(&reached).count(), recorded.len())
+    let mut lost: Vec<String> = recorded.difference(&reached).cloned().collect();
+    lost.sort();
+    (lost.len(), recorded.len(), lost)
+}
+
+/// Lost coverage grouped by source file (from the programs' recorded files, when vmlinux had
+/// debug info) or else by function: (group, lost count, functions), most lost first.
+pub fn summarize_lost(items: &[Item], lost: &[String]) -> Vec<(String, usize, Vec<String>)> {
+    let mut files: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+    for meta in items.iter().filter_map(|i| i.recorded.as_ref()) {
+        for (f, file) in &meta.files {
+            files.insert(f, file);
+        }
+    }
+    let mut groups: std::collections::BTreeMap<String, (usize, Vec<String>)> =
+        std::collections::BTreeMap::new();
+    for key in lost {
+        let func = match key.rsplit_once('+') {
+            Some((f, _)) if !key.starts_with('#') => f,
+            _ => "(edge signal)",
+        };
+        let group = files
+            .get(func)
+            .map_or_else(|| func.to_string(), |f| f.to_string());
+        let g = groups.entry(group).or_default();
+        g.0 += 1;
+        if !g.1.iter().any(|x| x == func) {
+            g.1.push(func.to_string());
+        }
+    }
+    let mut out: Vec<_> = groups.into_iter().map(|(k, (n, f))| (k, n, f)).collect();
+    out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    out
 }
 
 fn xml(s: &str) -> String {
@@ -328,19 +384,19 @@ pub fn junit(
         cases.push_str(&format!(
             "      <system-out>{}</system-out>\n    </testcase>\n",
             xml(&format!(
-                "{}recorded signal {}, lost {}",
-                item.text, r.recorded_signal, r.lost_signal
+                "{}recorded coverage {}, lost {}",
+                item.text, r.recorded_cover, r.lost_cover
             ))
         ));
     }
     let pct = 100.0 * lost.0 as f64 / lost.1.max(1) as f64;
     cases.push_str(
-        "    <testcase classname=\"kfuzz.coverage\" name=\"recorded signal\" time=\"0\">\n",
+        "    <testcase classname=\"kfuzz.coverage\" name=\"recorded coverage\" time=\"0\">\n",
     );
     if pct > threshold {
         failures += 1;
         cases.push_str(&format!(
-            "      <failure type=\"lost-coverage\" message=\"{} of {} recorded signal lost ({pct:.1}% &gt; {threshold}%)\"/>\n",
+            "      <failure type=\"lost-coverage\" message=\"{} of {} recorded coverage lost ({pct:.1}% &gt; {threshold}%)\"/>\n",
             lost.0, lost.1
         ));
     }

@@ -5,6 +5,7 @@
 mod common;
 
 use std::path::Path;
+use std::process::Output;
 use std::time::Duration;
 
 use common::{kfuzz, stderr_of};
@@ -129,5 +130,114 @@ fn clean_replay_still_broken_reproducer_and_a_new_crash() {
             "general protection fault in lkdtm_EXCEPTION".into()
         ))
     );
+    assert!(common::qemus_in(&tree).is_empty());
+}
+
+fn regress(tree: &Path, kernel: &Path, corpus: &Path, junit: &Path, json: &Path) -> Output {
+    kfuzz()
+        .args(["regress", "--kernel"])
+        .arg(kernel)
+        .arg("--corpus")
+        .arg(corpus)
+        .arg("--junit")
+        .arg(junit)
+        .arg("--json")
+        .arg(json)
+        .current_dir(tree)
+        .timeout(Duration::from_secs(900))
+        .output()
+        .unwrap()
+}
+
+/// A corpus recorded by `kfuzz run` replays clean on the kernel it was recorded on, and a
+/// kernel built without the code it covered (CONFIG_SIGNALFD off) loses that coverage: exit 2,
+/// the lost functions named.
+#[test]
+fn a_recorded_corpus_replays_clean_and_a_kernel_without_its_code_loses_coverage() {
+    let (tmp, tree) = common::private_test_tree();
+    let variant = common::variant_kernel("nosignalfd", &["SIGNALFD"]);
+    let work = tmp.path().join("work");
+    let out = kfuzz()
+        .args([
+            "run",
+            "--syscalls",
+            "signalfd*,read$signalfd",
+            "--vms",
+            "1",
+            "--procs",
+            "1",
+            "--duration",
+            "45s",
+            "--workdir",
+        ])
+        .arg(&work)
+        .current_dir(&tree)
+        .timeout(Duration::from_secs(900))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let corpus = work.join("corpus");
+    let programs: Vec<_> = std::fs::read_dir(&corpus)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "syz"))
+        .collect();
+    assert!(!programs.is_empty(), "no corpus: {}", stderr_of(&out));
+    for p in &programs {
+        let meta: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(p.with_extension("meta.json")).unwrap())
+                .unwrap();
+        assert!(
+            meta["cover"].as_object().is_some_and(|c| !c.is_empty()),
+            "{} has its coverage recorded by function: {meta}",
+            p.display()
+        );
+    }
+
+    // The same kernel: clean, every program a passing testcase.
+    let (junit, json) = (tmp.path().join("junit.xml"), tmp.path().join("r.json"));
+    let same = tree.join(".kfuzz/build/arch/x86/boot/bzImage");
+    let out = regress(&tree, &same, &corpus, &junit, &json);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let cases = testcases(&std::fs::read_to_string(&junit).unwrap());
+    assert_eq!(cases.len(), programs.len() + 1, "{cases:?}");
+    for p in &programs {
+        let name = p.display().to_string();
+        let c = cases.iter().find(|(n, _)| *n == name);
+        assert_eq!(c.map(|c| &c.1), Some(&None), "{name} in {cases:?}");
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(v["recorded_cover"].as_u64().unwrap() > 0, "{v}");
+
+    // No signalfd in the kernel: the recorded coverage of fs/signalfd.c is gone.
+    let out = regress(&tree, &variant, &corpus, &junit, &json);
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let lost_in = |f: &str| {
+        v["lost_by_file"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["functions"].as_array().unwrap().iter().any(|x| x == f))
+    };
+    assert!(lost_in("do_signalfd4"), "{v}");
+    assert!(err.contains("Lost") && err.contains("signalfd"), "{err}");
+    let losing = v["programs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["lost_cover"].as_u64().unwrap() > 0)
+        .count();
+    assert!(losing > 0, "{v}");
+    let cases = testcases(&std::fs::read_to_string(&junit).unwrap());
+    let cov = cases
+        .iter()
+        .find(|(n, _)| n == "recorded coverage")
+        .unwrap();
+    assert_eq!(cov.1.as_ref().map(|f| f.0.as_str()), Some("lost-coverage"));
     assert!(common::qemus_in(&tree).is_empty());
 }

@@ -106,6 +106,7 @@ pub fn exec(mut args: Args, shell: &Shell) -> anyhow::Result<i32> {
                 no_feedback,
                 reproduce: false,
                 commit: None,
+                symbols: None,
                 seed: Some(1),
             },
             &quiet,

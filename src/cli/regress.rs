@@ -104,8 +104,10 @@ fn run(args: Args, shell: &Shell) -> anyhow::Result<i32> {
             if vms == 1 { "" } else { "s" }
         ),
     );
+    let symbols = crate::kernel::symbols::load_for(&spec.kernel, shell);
     let results = regress::replay(
         t,
+        symbols.as_deref(),
         &spec,
         vms,
         Duration::from_secs(args.timeout) * scale,
@@ -141,28 +143,49 @@ fn run(args: Args, shell: &Shell) -> anyhow::Result<i32> {
             ),
         );
     }
-    let (lost, recorded) = regress::lost_coverage(&items, &results);
+    let (lost, recorded, lost_keys) = regress::lost_coverage(&items, &results);
     let threshold = l.manifest.regress.lost_coverage_percent;
     let pct = 100.0 * lost as f64 / recorded.max(1) as f64;
-    let losing: Vec<_> = results.iter().filter(|r| r.lost_signal > 0).collect();
+    let losing: Vec<_> = results.iter().filter(|r| r.lost_cover > 0).collect();
     for r in &losing {
         shell.verbose(
             "Lost",
             format!(
-                "{}: {} of {} recorded signal",
+                "{}: {} of {} recorded PCs",
                 r.path.display(),
-                r.lost_signal,
-                r.recorded_signal
+                r.lost_cover,
+                r.recorded_cover
             ),
         );
     }
+    let groups = regress::summarize_lost(&items, &lost_keys);
     shell.status(
         "Coverage",
         format!(
-            "{lost} of {recorded} recorded signal no longer reached ({pct:.1}%, threshold {threshold}%); {} programs lost some",
+            "{lost} of {recorded} recorded PCs no longer reached ({pct:.1}%, threshold {threshold}%); {} programs lost some",
             losing.len()
         ),
     );
+    for (group, n, funcs) in
+        groups
+            .iter()
+            .take(if shell.verbosity == crate::shell::Verbosity::Verbose {
+                usize::MAX
+            } else {
+                10
+            })
+    {
+        let mut names = funcs.iter().take(4).cloned().collect::<Vec<_>>().join(", ");
+        if funcs.len() > 4 {
+            names.push_str(&format!(", … ({} functions)", funcs.len()));
+        }
+        let what = if funcs.len() == 1 && funcs[0] == *group {
+            format!("{group}: {n} lost")
+        } else {
+            format!("{group}: {n} lost in {names}")
+        };
+        shell.note("Lost", what);
+    }
     let secs = started.elapsed().as_secs_f64();
     if let Some(path) = &args.junit {
         let x = regress::junit(&items, &results, (lost, recorded), threshold, secs);
@@ -171,8 +194,12 @@ fn run(args: Args, shell: &Shell) -> anyhow::Result<i32> {
     }
     let summary = serde_json::json!({
         "programs": results,
-        "lost_signal": lost,
-        "recorded_signal": recorded,
+        "lost_cover": lost,
+        "recorded_cover": recorded,
+        "lost_by_file": groups
+            .iter()
+            .map(|(g, n, f)| serde_json::json!({"file": g, "lost": n, "functions": f}))
+            .collect::<Vec<_>>(),
         "lost_percent": pct,
         "threshold_percent": threshold,
         "new_crashes": new_crashes,

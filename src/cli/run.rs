@@ -101,6 +101,7 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
     let initrd = initramfs::build(&work.join("guest"), &l.manifest.guest.files, &l.tree.root)?;
     let accel = Accel::detect_and_tell(shell);
     let vm = &l.manifest.vm;
+    let spec_kernel = kernel.clone();
     let spec = VmSpec::new(vm, kernel, initrd.path, work.clone(), accel);
     let workdir = match &args.workdir {
         Some(d) => std::path::absolute(d)?,
@@ -126,6 +127,7 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
             no_feedback: args.no_feedback,
             reproduce: l.manifest.fuzz.reproduce && !args.no_reproduce,
             commit: crate::host::git_commit(&l.tree.root),
+            symbols: crate::kernel::symbols::load_for(&spec_kernel, shell),
             seed: args.seed,
         },
         shell,

@@ -2,6 +2,7 @@
 //! atomically (temp file, fsync, rename, fsync of the directory) so that `kill -9` at any moment
 //! loses no program that was announced as added.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -51,6 +52,13 @@ pub fn load_texts(dir: &Path) -> Vec<(PathBuf, String)> {
 pub struct Meta {
     /// The signal the program was added for (stable over three runs), sorted.
     pub signal: Vec<u32>,
+    /// The PCs it covered on every triage run, as offsets into functions (empty when the
+    /// kernel had no vmlinux to name them).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cover: crate::kernel::symbols::Cover,
+    /// The source file of each covered function, when vmlinux had debug info.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub files: BTreeMap<String, String>,
     /// The tree's git commit when it was recorded, if the tree is a git checkout.
     pub commit: Option<String>,
     /// Unix seconds.

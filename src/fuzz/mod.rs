@@ -51,6 +51,8 @@ pub struct FuzzOptions {
     pub reproduce: bool,
     /// The tree's git commit, recorded with each corpus program.
     pub commit: Option<String>,
+    /// The kernel's symbols, to record corpus programs' coverage as function+offset.
+    pub symbols: Option<std::sync::Arc<crate::kernel::symbols::Symbols>>,
     pub seed: Option<u64>,
 }
 
@@ -713,6 +715,8 @@ impl Fuzzer {
     fn triage(&self, ctx: &Ctx, prog: &Prog, new: Option<HashSet<u32>>) -> Result<(), ()> {
         let t = &*self.opts.target;
         let mut stable: Option<HashSet<u32>> = None;
+        // The PCs every run covered, recorded with the program for `kfuzz regress`.
+        let mut stable_pcs: Option<HashSet<u64>> = None;
         for _ in 0..TRIAGE_RUNS {
             let r = self
                 .exec(ctx, prog, &self.exec_opts(true, false))
@@ -726,8 +730,14 @@ impl Fuzzer {
                 None => sig,
                 Some(s) => s.intersection(&sig).copied().collect(),
             });
+            let pcs: HashSet<u64> = r.new_pcs.iter().copied().collect();
+            stable_pcs = Some(match stable_pcs {
+                None => pcs,
+                Some(s) => s.intersection(&pcs).copied().collect(),
+            });
         }
         let mut stable = stable.unwrap_or_default();
+        let mut stable_pcs = stable_pcs.unwrap_or_default();
         if let Some(new) = &new {
             stable.retain(|s| new.contains(s));
         }
@@ -759,6 +769,8 @@ impl Fuzzer {
                 .collect();
             if stable.iter().all(|x| sig.contains(x)) {
                 p = q;
+                let pcs: HashSet<u64> = r.new_pcs.iter().copied().collect();
+                stable_pcs.retain(|pc| pcs.contains(pc));
             }
         }
         let txt = text::format(t, &p);
@@ -774,8 +786,16 @@ impl Fuzzer {
                 Ok(path) => {
                     let mut signal: Vec<u32> = stable.iter().copied().collect();
                     signal.sort_unstable();
+                    let (cover, files) = self
+                        .opts
+                        .symbols
+                        .as_ref()
+                        .map(|sy| sy.cover(stable_pcs.iter().copied()))
+                        .unwrap_or_default();
                     let meta = corpus::Meta {
                         signal,
+                        cover,
+                        files,
                         commit: self.opts.commit.clone(),
                         recorded: std::time::SystemTime::now()
                             .duration_since(std::time::UNIX_EPOCH)

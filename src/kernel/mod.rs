@@ -4,5 +4,6 @@ pub mod build;
 pub mod compiler;
 pub mod fragments;
 pub mod kconfig;
+pub mod symbols;
 pub mod target;
 pub mod tree;

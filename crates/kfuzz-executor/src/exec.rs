@@ -326,7 +326,10 @@ impl Executor {
         }
         drop(seen);
         if let Ok(mut known) = self.shared.pcs.lock() {
-            result.new_pcs = new_pcs.into_iter().filter(|pc| known.insert(*pc)).collect();
+            result.new_pcs = new_pcs
+                .into_iter()
+                .filter(|pc| known.insert(*pc) || opts.full_signal)
+                .collect();
         }
         // SAFETY: the program header is at the start of the mapping.
         let h: ProgHeader = unsafe { std::ptr::read_volatile(self.out.cast::<ProgHeader>()) };

@@ -111,8 +111,8 @@ pub enum Sandbox {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExecOpts {
     pub sandbox: Sandbox,
-    /// Return all of each call's signal, not only what this executor has not returned before
-    /// (triage needs the whole signal to check it is stable).
+    /// Return all of each call's signal and all covered PCs, not only what this executor has
+    /// not returned before (triage needs the whole signal to check it is stable).
     pub full_signal: bool,
     /// Kill the program after this long.
     pub timeout_ms: u64,
@@ -161,7 +161,8 @@ pub struct CallResult {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct ExecResult {
     pub calls: Vec<CallResult>,
-    /// PCs never reported by this executor before.
+    /// PCs never reported by this executor before; with `full_signal`, every PC the program
+    /// covered.
     pub new_pcs: Vec<u64>,
     /// The program did not finish within the timeout and was killed.
     pub hanged: bool,

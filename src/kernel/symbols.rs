@@ -1,0 +1,241 @@
+//! Kernel PCs as `function+offset` (from vmlinux's symbol table) and, when vmlinux has DWARF,
+//! the source file of each function (through `addr2line`).
+//!
+//! Raw KCOV PCs mean nothing on another build: a patch that grows one function moves every
+//! function linked after it. A PC named by its function and its offset in it stays the same on
+//! any build where that function did not change, which is what `kfuzz regress` compares.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use anyhow::Context;
+use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
+
+/// Covered PCs by function: function name → sorted offsets into it.
+pub type Cover = BTreeMap<String, Vec<u32>>;
+
+pub struct Symbols {
+    /// (start, end, index into `names`), sorted by start.
+    funcs: Vec<(u64, u64, usize)>,
+    names: Vec<String>,
+    /// Source files by function, looked up once per function.
+    dwarf: Option<Mutex<Dwarf>>,
+}
+
+struct Dwarf {
+    loader: addr2line::Loader,
+    files: HashMap<usize, Option<String>>,
+}
+
+fn _symbols_are_shared_between_threads() {
+    fn check<T: Send + Sync>() {}
+    check::<Symbols>();
+}
+
+impl std::fmt::Debug for Symbols {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Symbols")
+            .field("functions", &self.funcs.len())
+            .field("dwarf", &self.dwarf.is_some())
+            .finish()
+    }
+}
+
+impl Symbols {
+    /// Reads vmlinux's function symbols (and opens its DWARF when there is some).
+    pub fn load(vmlinux: &Path) -> anyhow::Result<Symbols> {
+        let data =
+            std::fs::read(vmlinux).with_context(|| format!("cannot read {}", vmlinux.display()))?;
+        let file = object::File::parse(&*data)
+            .with_context(|| format!("{} is not an ELF file", vmlinux.display()))?;
+        let mut names = Vec::new();
+        let mut funcs = Vec::new();
+        for sym in file.symbols() {
+            if sym.kind() != SymbolKind::Text || sym.size() == 0 {
+                continue;
+            }
+            let Ok(name) = sym.name() else { continue };
+            names.push(name.to_string());
+            funcs.push((sym.address(), sym.address() + sym.size(), names.len() - 1));
+        }
+        anyhow::ensure!(
+            !funcs.is_empty(),
+            "{} has no function symbols",
+            vmlinux.display()
+        );
+        funcs.sort_unstable();
+        let has_dwarf = file
+            .section_by_name(".debug_info")
+            .is_some_and(|s| s.size() > 0);
+        let dwarf = if has_dwarf {
+            addr2line::Loader::new(vmlinux).ok().map(|loader| {
+                Mutex::new(Dwarf {
+                    loader,
+                    files: HashMap::new(),
+                })
+            })
+        } else {
+            None
+        };
+        Ok(Symbols {
+            funcs,
+            names,
+            dwarf,
+        })
+    }
+
+    pub fn has_debug_info(&self) -> bool {
+        self.dwarf.is_some()
+    }
+
+    fn find(&self, pc: u64) -> Option<&(u64, u64, usize)> {
+        let i = self.funcs.partition_point(|f| f.0 <= pc).checked_sub(1)?;
+        let f = &self.funcs[i];
+        (pc < f.1).then_some(f)
+    }
+
+    /// `(function, offset)` of a PC.
+    pub fn lookup(&self, pc: u64) -> Option<(&str, u64)> {
+        self.find(pc)
+            .map(|&(start, _, name)| (self.names[name].as_str(), pc - start))
+    }
+
+    /// The source file a function is in (needs DWARF), relative to the tree when the path
+    /// says so.
+    pub fn file_of(&self, pc: u64) -> Option<String> {
+        let &(start, _, name) = self.find(pc)?;
+        let mut d = self.dwarf.as_ref()?.lock().ok()?;
+        if let Some(f) = d.files.get(&name) {
+            return f.clone();
+        }
+        let file = d
+            .loader
+            .find_location(start)
+            .ok()
+            .flatten()
+            .and_then(|l| l.file)
+            .map(tidy_path);
+        d.files.insert(name, file.clone());
+        file
+    }
+
+    /// Groups PCs by function; PCs outside any function are dropped. With DWARF, also the
+    /// functions' files.
+    pub fn cover(&self, pcs: impl IntoIterator<Item = u64>) -> (Cover, BTreeMap<String, String>) {
+        let mut cover = Cover::new();
+        let mut files = BTreeMap::new();
+        for pc in pcs {
+            let Some((func, off)) = self.lookup(pc) else {
+                continue;
+            };
+            if self.dwarf.is_some() && !files.contains_key(func) {
+                if let Some(f) = self.file_of(pc) {
+                    files.insert(func.to_string(), f);
+                }
+            }
+            cover
+                .entry(func.to_string())
+                .or_default()
+                .push(u32::try_from(off).unwrap_or(u32::MAX));
+        }
+        for offs in cover.values_mut() {
+            offs.sort_unstable();
+            offs.dedup();
+        }
+        (cover, files)
+    }
+}
+
+/// `/abs/path/linux/mm/mmap.c` and `./mm/../mm/mmap.c` become `mm/mmap.c` when a kernel
+/// top-level directory appears in the path.
+fn tidy_path(p: &str) -> String {
+    const TOP: [&str; 14] = [
+        "arch", "block", "crypto", "drivers", "fs", "include", "init", "io_uring", "ipc", "kernel",
+        "lib", "mm", "net", "security",
+    ];
+    let parts: Vec<&str> = p
+        .split('/')
+        .filter(|s| !s.is_empty() && *s != ".")
+        .collect();
+    match parts.iter().position(|s| TOP.contains(s)) {
+        Some(first) => parts[first..].join("/"),
+        None => p.to_string(),
+    }
+}
+
+/// The vmlinux that goes with a kernel image: itself when it is one, else the build dir's
+/// (`arch/x86/boot/bzImage` → `vmlinux` three levels up), else one beside it.
+pub fn vmlinux_for(kernel: &Path) -> Option<PathBuf> {
+    if kernel.file_name().is_some_and(|n| n == "vmlinux") {
+        return Some(kernel.to_path_buf());
+    }
+    kernel
+        .ancestors()
+        .skip(1)
+        .take(4)
+        .map(|d| d.join("vmlinux"))
+        .find(|p| p.is_file())
+}
+
+/// The symbols of the vmlinux that goes with `kernel`, or None with a note saying what that
+/// costs (corpus coverage is then recorded as edge signal only).
+pub fn load_for(kernel: &Path, shell: &crate::shell::Shell) -> Option<std::sync::Arc<Symbols>> {
+    let Some(vmlinux) = vmlinux_for(kernel) else {
+        shell.verbose(
+            "Symbols",
+            format!(
+                "no vmlinux next to {}: coverage is kept as raw signal only",
+                kernel.display()
+            ),
+        );
+        return None;
+    };
+    match Symbols::load(&vmlinux) {
+        Ok(s) => Some(std::sync::Arc::new(s)),
+        Err(e) => {
+            shell.warn(format!("{e:#}: coverage is kept as raw signal only"));
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_made_relative_to_the_tree() {
+        assert_eq!(tidy_path("/home/u/linux/ipc/shm.c"), "ipc/shm.c");
+        assert_eq!(tidy_path("./mm/mmap.c"), "mm/mmap.c");
+        assert_eq!(
+            tidy_path("/src/arch/x86/kernel/traps.c"),
+            "arch/x86/kernel/traps.c"
+        );
+        assert_eq!(tidy_path("weird.c"), "weird.c");
+    }
+
+    #[test]
+    fn lookup_finds_the_function_and_offset() {
+        let s = Symbols {
+            funcs: vec![
+                (0x1000, 0x1100, 0),
+                (0x1100, 0x1180, 1),
+                (0x2000, 0x2010, 2),
+            ],
+            names: vec!["a".into(), "b".into(), "c".into()],
+            dwarf: None,
+        };
+        assert_eq!(s.lookup(0x1000), Some(("a", 0)));
+        assert_eq!(s.lookup(0x10ff), Some(("a", 0xff)));
+        assert_eq!(s.lookup(0x1100), Some(("b", 0)));
+        assert_eq!(s.lookup(0x1180), None, "a gap");
+        assert_eq!(s.lookup(0xfff), None);
+        assert_eq!(s.lookup(0x200f), Some(("c", 0xf)));
+        let (cover, files) = s.cover([0x1010, 0x1008, 0x1010, 0x2001, 0x1500]);
+        assert_eq!(cover["a"], vec![8, 0x10]);
+        assert_eq!(cover["c"], vec![1]);
+        assert_eq!(cover.len(), 2);
+        assert!(files.is_empty());
+    }
+}
