@@ -43,6 +43,8 @@ pub struct RegressConfig {
     /// Corpus folders replayed besides the work dir's (relative to the tree root), e.g. a
     /// regression corpus committed next to a subsystem.
     pub corpus: Vec<PathBuf>,
+    /// Where `kfuzz corpus export` writes when given no folder (relative to the tree root).
+    pub export: Option<PathBuf>,
 }
 
 impl Default for RegressConfig {
@@ -50,6 +52,7 @@ impl Default for RegressConfig {
         RegressConfig {
             lost_coverage_percent: 5.0,
             corpus: Vec::new(),
+            export: None,
         }
     }
 }
@@ -411,11 +414,14 @@ reproduce = true
 
 [regress]
 # `kfuzz regress` exits 2 when more than this share of the corpus's recorded
-# signal is no longer reached by the new build.
+# coverage is no longer reached by the new build.
 lost_coverage_percent = 5.0
 # Corpus folders replayed besides the work dir's, e.g. a regression corpus
 # committed next to the subsystem (`kfuzz regress --corpus` adds more).
 corpus = []
+# Where `kfuzz corpus export` writes a small, minimized corpus to commit, e.g.
+# "ipc/kfuzz-corpus" (then list it in `corpus` above for CI).
+# export = "ipc/kfuzz-corpus"
 "##,
         vcpus = vm.cpus,
         mem = vm.memory_mb,

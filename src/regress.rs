@@ -100,8 +100,9 @@ pub fn collect(
     corpus_dirs: &[PathBuf],
     crashes_dir: &Path,
     shell: &Shell,
-) -> Vec<Item> {
+) -> (Vec<Item>, Vec<(PathBuf, String)>) {
     let mut items = Vec::new();
+    let mut skipped = Vec::new();
     let mut add =
         |path: PathBuf, src: String, repro_of: Option<String>| match text::parse(target, &src) {
             Ok(prog) if !prog.calls.is_empty() => {
@@ -115,10 +116,13 @@ pub fn collect(
                 });
             }
             Ok(_) => {}
-            Err(e) => shell.warn(format!(
-                "{}:{e} (skipped: it does not fit the current descriptions)",
-                path.display()
-            )),
+            Err(e) => {
+                shell.warn(format!(
+                    "{}:{e} (skipped: it does not fit the current descriptions)",
+                    path.display()
+                ));
+                skipped.push((path, e.to_string()));
+            }
         };
     for dir in corpus_dirs {
         for (path, src) in corpus::load_texts(dir) {
@@ -131,7 +135,7 @@ pub fn collect(
             add(syz, src, Some(e.title));
         }
     }
-    items
+    (items, skipped)
 }
 
 /// Replays every item on `vms` VMs; results in the items' order.
@@ -347,6 +351,7 @@ fn xml(s: &str) -> String {
 pub fn junit(
     items: &[Item],
     results: &[ItemResult],
+    skipped: &[(PathBuf, String)],
     lost: (usize, usize),
     threshold: f64,
     seconds: f64,
@@ -389,6 +394,13 @@ pub fn junit(
             ))
         ));
     }
+    for (path, why) in skipped {
+        cases.push_str(&format!(
+            "    <testcase classname=\"kfuzz.corpus\" name=\"{}\" time=\"0\">\n      <skipped message=\"{}\"/>\n    </testcase>\n",
+            xml(&path.display().to_string()),
+            xml(why)
+        ));
+    }
     let pct = 100.0 * lost.0 as f64 / lost.1.max(1) as f64;
     cases.push_str(
         "    <testcase classname=\"kfuzz.coverage\" name=\"recorded coverage\" time=\"0\">\n",
@@ -402,7 +414,8 @@ pub fn junit(
     }
     cases.push_str("    </testcase>\n");
     format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n  <testsuite name=\"kfuzz regress\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" time=\"{seconds:.3}\">\n{cases}  </testsuite>\n</testsuites>\n",
-        items.len() + 1
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n  <testsuite name=\"kfuzz regress\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"{}\" time=\"{seconds:.3}\">\n{cases}  </testsuite>\n</testsuites>\n",
+        items.len() + skipped.len() + 1,
+        skipped.len()
     )
 }

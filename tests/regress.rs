@@ -59,6 +59,8 @@ fn clean_replay_still_broken_reproducer_and_a_new_crash() {
         "general protection fault in lkdtm_EXCEPTION\n",
     )
     .unwrap();
+    // A program with a call our descriptions do not have: skipped with a warning.
+    std::fs::write(corpus.join("gone.syz"), "bpf$PROG_LOAD(0x5, 0x0, 0x0)\n").unwrap();
     let junit = tmp.path().join("junit.xml");
     let json = tmp.path().join("regress.json");
     let run = |junit: &Path| {
@@ -85,11 +87,17 @@ fn clean_replay_still_broken_reproducer_and_a_new_crash() {
         err.contains("still broken: general protection fault in lkdtm_EXCEPTION"),
         "{err}"
     );
-    let cases = testcases(&std::fs::read_to_string(&junit).unwrap());
+    assert!(
+        err.contains("gone.syz:1:1: unknown or disabled call `bpf$PROG_LOAD`"),
+        "{err}"
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("skipped=\"1\""), "{xml}");
+    let cases = testcases(&xml);
     assert_eq!(
         cases.len(),
-        5,
-        "3 programs, 1 reproducer, coverage: {cases:?}"
+        6,
+        "3 programs, 1 skipped, 1 reproducer, coverage: {cases:?}"
     );
     for p in ["gen-1-shm", "gen-2-msg", "shm-remap-file-pages"] {
         let c = cases
@@ -119,7 +127,7 @@ fn clean_replay_still_broken_reproducer_and_a_new_crash() {
     let out = run(&junit);
     assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
     let cases = testcases(&std::fs::read_to_string(&junit).unwrap());
-    assert_eq!(cases.len(), 6);
+    assert_eq!(cases.len(), 7);
     let new = cases
         .iter()
         .find(|(n, _)| n.ends_with("lkdtm.syz") && !n.ends_with("repro.syz"));

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod boot;
 pub mod build;
+pub mod corpus;
 pub mod crashes;
 pub mod doctor;
 pub mod execprog;
@@ -59,6 +60,7 @@ pub enum Command {
     Prog2c(prog2c::Args),
     Repro(repro::Args),
     Regress(regress::Args),
+    Corpus(corpus::Args),
     Bench(bench::Args),
 }
 
@@ -91,6 +93,7 @@ pub fn run(cli: Cli, shell: &Shell) -> anyhow::Result<i32> {
         Command::Prog2c(a) => prog2c::exec(a, shell),
         Command::Repro(a) => repro::exec(a, shell),
         Command::Regress(a) => regress::exec(a, shell),
+        Command::Corpus(a) => corpus::exec(a, shell),
         Command::Bench(a) => bench::exec(a, shell),
     }
 }

@@ -79,7 +79,7 @@ fn run(args: Args, shell: &Shell) -> anyhow::Result<i32> {
     } else {
         args.corpus.clone()
     };
-    let items = regress::collect(t, &corpus_dirs, &workdir.join("crashes"), shell);
+    let (items, skipped) = regress::collect(t, &corpus_dirs, &workdir.join("crashes"), shell);
     let repros = items.iter().filter(|i| i.repro_of.is_some()).count();
     let work = l.tree.work_dir();
     let initrd = initramfs::build(&work.join("guest"), &l.manifest.guest.files, &l.tree.root)?;
@@ -188,12 +188,23 @@ fn run(args: Args, shell: &Shell) -> anyhow::Result<i32> {
     }
     let secs = started.elapsed().as_secs_f64();
     if let Some(path) = &args.junit {
-        let x = regress::junit(&items, &results, (lost, recorded), threshold, secs);
+        let x = regress::junit(
+            &items,
+            &results,
+            &skipped,
+            (lost, recorded),
+            threshold,
+            secs,
+        );
         std::fs::write(path, x)
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
     }
     let summary = serde_json::json!({
         "programs": results,
+        "skipped": skipped
+            .iter()
+            .map(|(p, why)| serde_json::json!({"path": p, "reason": why}))
+            .collect::<Vec<_>>(),
         "lost_cover": lost,
         "recorded_cover": recorded,
         "lost_by_file": groups

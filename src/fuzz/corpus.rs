@@ -79,3 +79,88 @@ pub fn load_meta(program: &Path) -> Option<Meta> {
     let text = std::fs::read_to_string(meta_path(program)).ok()?;
     serde_json::from_str(&text).ok()
 }
+
+/// The smallest set (greedy set cover) of programs whose coverage together is the coverage of
+/// all of them: each program is (its coverage keys, its size); returns the kept indices,
+/// sorted. Among programs adding the same amount, the smaller one wins.
+pub fn minimize_set(programs: &[(Vec<String>, usize)]) -> Vec<usize> {
+    use std::collections::HashSet;
+    let mut covered: HashSet<&str> = HashSet::new();
+    let mut left: Vec<usize> = (0..programs.len()).collect();
+    let mut kept = Vec::new();
+    loop {
+        let best = left
+            .iter()
+            .enumerate()
+            .map(|(pos, &i)| {
+                let new = programs[i]
+                    .0
+                    .iter()
+                    .filter(|k| !covered.contains(k.as_str()))
+                    .collect::<HashSet<_>>()
+                    .len();
+                (pos, i, new)
+            })
+            .filter(|&(_, _, new)| new > 0)
+            .max_by(|a, b| {
+                a.2.cmp(&b.2)
+                    .then_with(|| programs[b.1].1.cmp(&programs[a.1].1))
+                    .then_with(|| b.1.cmp(&a.1))
+            });
+        let Some((pos, i, _)) = best else { break };
+        left.swap_remove(pos);
+        covered.extend(programs[i].0.iter().map(String::as_str));
+        kept.push(i);
+    }
+    kept.sort_unstable();
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn minimize_keeps_the_smallest_covering_set() {
+        let programs = vec![
+            (keys("a b"), 2),
+            (keys("a b c d"), 4),
+            (keys("c"), 1),
+            (keys("e"), 3),
+            (keys("e"), 1),
+            (keys("a"), 1),
+        ];
+        // {a b c d} covers 0, 2 and 5; of the two programs giving only `e`, the smaller.
+        assert_eq!(minimize_set(&programs), vec![1, 4]);
+        assert!(minimize_set(&[]).is_empty());
+        assert!(minimize_set(&[(Vec::new(), 1)]).is_empty());
+    }
+
+    #[test]
+    fn save_is_idempotent_and_meta_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = save(dir.path(), "getpid()\n").unwrap();
+        let b = save(dir.path(), "getpid()\n").unwrap();
+        assert_eq!(a, b);
+        let meta = Meta {
+            signal: vec![1, 2],
+            cover: [("do_shmat".to_string(), vec![4, 8])].into_iter().collect(),
+            files: BTreeMap::new(),
+            commit: Some("abc".into()),
+            recorded: 7,
+        };
+        save_meta(&a, &meta).unwrap();
+        let back = load_meta(&a).unwrap();
+        assert_eq!(back.cover, meta.cover);
+        assert_eq!(back.signal, meta.signal);
+        assert_eq!(
+            load_texts(dir.path()).len(),
+            1,
+            "only .syz files are programs"
+        );
+    }
+}

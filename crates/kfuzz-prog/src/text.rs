@@ -16,6 +16,15 @@ pub struct ProgError {
     pub message: String,
 }
 
+impl ProgError {
+    /// The program names a call the descriptions do not have (or that is disabled).
+    pub fn is_unknown_call(&self) -> bool {
+        self.message.starts_with(UNKNOWN_CALL)
+    }
+}
+
+const UNKNOWN_CALL: &str = "unknown or disabled call";
+
 /// The canonical text of a program, one call per line.
 pub fn format(target: &Target, p: &Prog) -> String {
     let used: HashSet<VarId> = p.calls.iter().flat_map(used_vars).collect();
@@ -730,7 +739,7 @@ pub fn parse(target: &Target, text: &str) -> Result<Prog, ProgError> {
             return c.err(if name.is_empty() {
                 "expected a call name".to_string()
             } else {
-                format!("unknown or disabled call `{name}`")
+                format!("{UNKNOWN_CALL} `{name}`")
             });
         };
         c.expect(b'(', "`(` after the call name")?;
