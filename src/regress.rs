@@ -38,6 +38,8 @@ pub enum Verdict {
     StillBroken,
     /// A reproducer crashed with another title.
     OtherCrash,
+    /// A corpus program crashed, and crashes the `--baseline` build the same way.
+    CrashesOnBaseline,
     /// A reproducer no longer crashes.
     Fixed,
     /// The program could not be run (the VM did not boot…).
@@ -61,6 +63,9 @@ pub struct ItemResult {
     /// The recorded coverage this build reached.
     #[serde(skip)]
     pub reached: Vec<String>,
+    /// Every PC this build reached, as `function+0xoffset` (for `--baseline`).
+    #[serde(skip)]
+    pub cover: HashSet<String>,
 }
 
 /// A program's recorded coverage as comparable keys: `function+0xoffset` when it was recorded
@@ -226,6 +231,11 @@ pub fn replay(
                             lost: Vec::new(),
                             seconds: 0.0,
                             reached: Vec::new(),
+                            cover: reached
+                                .iter()
+                                .filter(|k| !k.starts_with('#'))
+                                .cloned()
+                                .collect(),
                         };
                         if crashed {
                             std::thread::sleep(vm.scaled(Duration::from_millis(700)));
@@ -285,9 +295,62 @@ pub fn replay(
                 lost: Vec::new(),
                 seconds: 0.0,
                 reached: Vec::new(),
+                cover: HashSet::new(),
             })
         })
         .collect()
+}
+
+/// The difference between this build and a baseline build on the same programs.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct BaselineDiff {
+    /// (program, title): crashes on this build that the baseline does not have.
+    pub crashes_only_here: Vec<(PathBuf, String)>,
+    /// (program, title): crashes on both.
+    pub crashes_on_both: Vec<(PathBuf, String)>,
+    /// (program, title): crashes on the baseline only.
+    pub crashes_only_on_baseline: Vec<(PathBuf, String)>,
+    /// PCs (function+offset) some program reached on the baseline and none reaches here.
+    pub cover_only_on_baseline: Vec<String>,
+    pub baseline_cover: usize,
+    /// PCs reached here and not on the baseline.
+    pub cover_only_here: usize,
+}
+
+fn crash_title(r: &ItemResult) -> Option<&str> {
+    match r.verdict {
+        Verdict::NewCrash
+        | Verdict::StillBroken
+        | Verdict::OtherCrash
+        | Verdict::CrashesOnBaseline => r.title.as_deref(),
+        _ => None,
+    }
+}
+
+pub fn diff(items: &[Item], here: &[ItemResult], base: &[ItemResult]) -> BaselineDiff {
+    let mut d = BaselineDiff::default();
+    let (mut cover_here, mut cover_base) = (HashSet::new(), HashSet::new());
+    for ((item, h), b) in items.iter().zip(here).zip(base) {
+        match (crash_title(h), crash_title(b)) {
+            (Some(t), Some(bt)) if t == bt => d.crashes_on_both.push((item.path.clone(), t.into())),
+            (Some(t), _) => d.crashes_only_here.push((item.path.clone(), t.into())),
+            (None, Some(bt)) => d
+                .crashes_only_on_baseline
+                .push((item.path.clone(), bt.into())),
+            (None, None) => {}
+        }
+        cover_here.extend(h.cover.iter());
+        cover_base.extend(b.cover.iter());
+    }
+    let mut only: Vec<String> = cover_base
+        .difference(&cover_here)
+        .map(|k| k.to_string())
+        .collect();
+    only.sort();
+    d.cover_only_on_baseline = only;
+    d.baseline_cover = cover_base.len();
+    d.cover_only_here = cover_here.difference(&cover_base).count();
+    d
 }
 
 /// Lost coverage over the whole corpus: (recorded coverage no program reached any more,
@@ -370,10 +433,15 @@ pub fn junit(
             r.seconds
         ));
         match r.verdict {
-            Verdict::NewCrash | Verdict::StillBroken | Verdict::OtherCrash | Verdict::Error => {
+            Verdict::NewCrash
+            | Verdict::StillBroken
+            | Verdict::OtherCrash
+            | Verdict::CrashesOnBaseline
+            | Verdict::Error => {
                 failures += 1;
                 let kind = match r.verdict {
                     Verdict::NewCrash => "new-crash",
+                    Verdict::CrashesOnBaseline => "crashes-on-baseline",
                     Verdict::StillBroken => "still-broken",
                     Verdict::OtherCrash => "other-crash",
                     _ => "error",

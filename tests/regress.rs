@@ -249,3 +249,28 @@ fn a_recorded_corpus_replays_clean_and_a_kernel_without_its_code_loses_coverage(
     assert_eq!(cov.1.as_ref().map(|f| f.0.as_str()), Some("lost-coverage"));
     assert!(common::qemus_in(&tree).is_empty());
 }
+
+/// `--baseline` in a tree that is not a git checkout: a clear error and status 3, before any
+/// VM is started.
+#[test]
+fn a_baseline_outside_git_is_a_tool_error() {
+    let (tmp, tree) = common::private_test_tree();
+    let corpus = tmp.path().join("corpus");
+    copy_program("gen-1-shm", &corpus.join("a.syz"));
+    let out = kfuzz()
+        .args(["regress", "--baseline", "HEAD", "--kernel"])
+        .arg(tree.join(".kfuzz/build/arch/x86/boot/bzImage"))
+        .arg("--corpus")
+        .arg(&corpus)
+        .current_dir(&tree)
+        .timeout(Duration::from_secs(300))
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("--baseline needs a git checkout"), "{err}");
+    assert!(
+        !tree.join(".kfuzz/regress/vm0").exists(),
+        "no VM was started"
+    );
+}

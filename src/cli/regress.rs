@@ -1,15 +1,19 @@
-//! `kfuzz regress [--corpus DIR…] [--vms N] [--timeout T] [--junit FILE] [--json FILE]`
+//! `kfuzz regress [--corpus DIR…] [--baseline REF] [--vms N] [--timeout T] [--junit FILE]
+//! [--json FILE]`
 //!
-//! Exit status: 0 clean; 1 a new crash (a corpus program crashed the kernel); 2 more recorded
-//! coverage lost than `regress.lost_coverage_percent` allows; 3 kfuzz itself failed (no
-//! kernel, no VM booted, an unreadable corpus). A reproducer that still crashes is reported
-//! ("still broken") but is not a new crash.
+//! Exit status: 0 clean; 1 a new crash (a corpus program crashed the kernel; with a baseline,
+//! and not the baseline the same way); 2 more coverage lost than
+//! `regress.lost_coverage_percent` allows (recorded coverage, or with a baseline the
+//! baseline's); 3 kfuzz itself failed (no kernel, no VM booted, an unreadable corpus). A
+//! reproducer that still crashes is reported ("still broken") but is not a new crash. See
+//! docs/ci.md.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::syscalls::TargetArgs;
 use crate::guest::initramfs;
+use crate::kernel::baseline;
 use crate::kernel::build::{self, BuildOptions, BuildOutcome};
 use crate::regress::{self, Verdict};
 use crate::shell::Shell;
@@ -38,6 +42,10 @@ pub struct Args {
     /// Replay on this kernel (a bzImage) instead of building the tree
     #[arg(long, value_name = "PATH")]
     pub kernel: Option<PathBuf>,
+    /// Also replay on a build of this git commit (checked out and built under
+    /// .kfuzz/baseline/) and compare: crashes only on this build, coverage only on the baseline
+    #[arg(long, value_name = "REF")]
+    pub baseline: Option<String>,
     #[command(flatten)]
     pub target: TargetArgs,
 }
@@ -85,12 +93,32 @@ fn run(args: Args, shell: &Shell) -> anyhow::Result<i32> {
     let initrd = initramfs::build(&work.join("guest"), &l.manifest.guest.files, &l.tree.root)?;
     let accel = Accel::detect_and_tell(shell);
     let scale = accel.timeout_scale();
+    // The baseline first: its checkout and build are the slow, failing-early part.
+    let baseline = match &args.baseline {
+        Some(rev) => {
+            let (btree, id) = baseline::checkout(&l.tree, rev, shell)?;
+            shell.status(
+                "Building",
+                format!("the baseline {rev} ({:.12})", id.to_string()),
+            );
+            let k = match build::build(&btree, &l.manifest, &BuildOptions::default(), shell)? {
+                BuildOutcome::Kernel(k) => {
+                    crate::vm::boot::kernel_from_build(&btree.build_dir()).unwrap_or(k.bzimage)
+                }
+                BuildOutcome::ConfigOnly { .. } => {
+                    anyhow::bail!("the baseline build made no kernel")
+                }
+            };
+            Some((rev.clone(), k))
+        }
+        None => None,
+    };
     let spec = VmSpec::new(
         &l.manifest.vm,
         kernel,
-        initrd.path,
+        initrd.path.clone(),
         work.join("regress"),
-        accel,
+        accel.clone(),
     );
     let vms = args
         .vms
@@ -114,11 +142,45 @@ fn run(args: Args, shell: &Shell) -> anyhow::Result<i32> {
         &items,
         shell,
     );
+    let diff = match &baseline {
+        Some((rev, k)) => {
+            shell.status("Replaying", format!("the same on the baseline {rev}"));
+            let bspec = VmSpec::new(
+                &l.manifest.vm,
+                k.clone(),
+                initrd.path.clone(),
+                work.join("regress-baseline"),
+                accel,
+            );
+            let bsymbols = crate::kernel::symbols::load_for(k, shell);
+            let bresults = regress::replay(
+                t,
+                bsymbols.as_deref(),
+                &bspec,
+                vms,
+                Duration::from_secs(args.timeout) * scale,
+                &items,
+                shell,
+            );
+            Some((rev.clone(), regress::diff(&items, &results, &bresults)))
+        }
+        None => None,
+    };
+    let mut results = results;
+    if let Some((_, d)) = &diff {
+        for r in results.iter_mut() {
+            if r.verdict == Verdict::NewCrash && d.crashes_on_both.iter().any(|(p, _)| *p == r.path)
+            {
+                r.verdict = Verdict::CrashesOnBaseline;
+            }
+        }
+    }
     let mut new_crashes = 0;
     let mut errors = 0;
     for r in &results {
         let what = match r.verdict {
             Verdict::Ok => continue,
+            Verdict::CrashesOnBaseline => "crashes on the baseline too",
             Verdict::NewCrash => {
                 new_crashes += 1;
                 "new crash"
@@ -186,6 +248,37 @@ fn run(args: Args, shell: &Shell) -> anyhow::Result<i32> {
         };
         shell.note("Lost", what);
     }
+    // With a baseline, the coverage verdict is the baseline's coverage this build misses.
+    let mut verdict_pct = pct;
+    if let Some((rev, d)) = &diff {
+        let bpct = 100.0 * d.cover_only_on_baseline.len() as f64 / d.baseline_cover.max(1) as f64;
+        verdict_pct = bpct;
+        shell.status(
+            "Baseline",
+            format!(
+                "{rev}: {} crash(es) only on this build, {} on both, {} only on the baseline; \
+                 {} of {} PCs reached on the baseline are not reached here ({bpct:.1}%), {} new here",
+                d.crashes_only_here.len(),
+                d.crashes_on_both.len(),
+                d.crashes_only_on_baseline.len(),
+                d.cover_only_on_baseline.len(),
+                d.baseline_cover,
+                d.cover_only_here
+            ),
+        );
+        for (group, n, funcs) in regress::summarize_lost(&items, &d.cover_only_on_baseline)
+            .iter()
+            .take(10)
+        {
+            shell.note(
+                "Only base",
+                format!(
+                    "{group}: {n} PCs ({})",
+                    funcs.iter().take(4).cloned().collect::<Vec<_>>().join(", ")
+                ),
+            );
+        }
+    }
     let secs = started.elapsed().as_secs_f64();
     if let Some(path) = &args.junit {
         let x = regress::junit(
@@ -214,6 +307,7 @@ fn run(args: Args, shell: &Shell) -> anyhow::Result<i32> {
         "lost_percent": pct,
         "threshold_percent": threshold,
         "new_crashes": new_crashes,
+        "baseline": diff.as_ref().map(|(rev, d)| serde_json::json!({"ref": rev, "diff": d})),
         "seconds": secs,
     });
     if let Some(path) = &args.json {
@@ -225,7 +319,7 @@ fn run(args: Args, shell: &Shell) -> anyhow::Result<i32> {
         3
     } else if new_crashes > 0 {
         1
-    } else if pct > threshold {
+    } else if verdict_pct > threshold {
         2
     } else {
         0

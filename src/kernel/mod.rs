@@ -1,5 +1,6 @@
 //! The kernel side of kfuzz: the tree, its configuration, the compiler, the build.
 
+pub mod baseline;
 pub mod build;
 pub mod compiler;
 pub mod fragments;
