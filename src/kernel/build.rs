@@ -453,7 +453,23 @@ impl Make<'_> {
         let mut args = self.args();
         args.push(format!("-j{}", self.jobs));
         args.extend(targets.iter().map(|t| t.to_string()));
-        duct::cmd("make", args).stderr_to_stdout().unchecked()
+        // make (and, through it, the compilers) stops when kfuzz dies, even by SIGTERM or
+        // SIGKILL, instead of building on unseen. make is started from the thread that waits
+        // for it, so the parent-death signal cannot fire early.
+        duct::cmd("make", args)
+            .stderr_to_stdout()
+            .unchecked()
+            .before_spawn(|cmd| {
+                use std::os::unix::process::CommandExt;
+                // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+                unsafe {
+                    cmd.pre_exec(|| {
+                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                        Ok(())
+                    });
+                }
+                Ok(())
+            })
     }
 
     /// Runs make, everything into the log; on failure the error names the first compiler error.
