@@ -215,7 +215,13 @@ pub fn replay(
                                 break;
                             }
                             id += 1;
-                            if let Err(e) = vm.exec(id, &encoded, opts).map(|r| res = Ok(r)) {
+                            // Once in a new runner: another history than the long-lived
+                            // runner's (and than when it was recorded).
+                            let o = ExecOpts {
+                                fresh: attempt == 0,
+                                ..opts.clone()
+                            };
+                            if let Err(e) = vm.exec(id, &encoded, &o).map(|r| res = Ok(r)) {
                                 res = Err(e);
                             }
                         }

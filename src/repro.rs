@@ -171,6 +171,7 @@ impl<'a> Reproducer<'a> {
             threaded: o.threaded || o.collide,
             collide: o.collide,
             comparisons: false,
+            fresh: false,
         };
         let encoded: Vec<_> = progs.iter().map(|p| exec::encode(self.target, p)).collect();
         let mut id = self.next_id;

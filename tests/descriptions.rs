@@ -16,7 +16,13 @@ fn json_lines(out: &std::process::Output) -> Vec<serde_json::Value> {
 fn all_our_descriptions_load_on_the_test_tree_with_no_disabled_call() {
     let (tree, _) = common::build_test_kernel();
     let out = kfuzz()
-        .args(["syscalls", "--syscalls", "*", "--message-format", "json"])
+        .args([
+            "syscalls",
+            "--syscalls",
+            "*,*lkdtm*",
+            "--message-format",
+            "json",
+        ])
         .current_dir(&tree)
         .output()
         .unwrap();
@@ -199,4 +205,38 @@ fn generation_is_reproducible_for_a_seed_and_mutation_changes_the_program() {
         seen.insert(m);
     }
     assert!(seen.len() >= 3, "mutations should differ across seeds");
+}
+
+/// LKDTM's calls crash the kernel on purpose: `*` or a base name like `write` must not pull
+/// them into a fuzzing run (a CI run of `read,write,close` once crashed in lkdtm_WARNING).
+#[test]
+fn lkdtm_calls_are_enabled_only_by_name() {
+    let (tree, _) = common::build_test_kernel();
+    let selected = |globs: &str| {
+        let out = kfuzz()
+            .args(["syscalls", "--syscalls", globs])
+            .current_dir(&tree)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        stdout_of(&out)
+    };
+    for g in ["*", "read,write,close", "write*,open*"] {
+        let text = selected(g);
+        assert!(!text.contains("lkdtm"), "{g}: {text}");
+        assert!(text.lines().any(|l| l.starts_with("write")), "{g}: {text}");
+    }
+    let text = selected("write$lkdtm");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("openat$lkdtm") && l.contains("needed to create fd_lkdtm")),
+        "{text}"
+    );
+    assert!(
+        selected("*lkdtm*")
+            .lines()
+            .filter(|l| l.contains("lkdtm"))
+            .count()
+            == 2
+    );
 }

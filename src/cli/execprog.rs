@@ -87,6 +87,7 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
         threaded: args.threaded || args.collide,
         collide: args.collide,
         comparisons: false,
+        fresh: false,
     };
 
     let stop = Arc::new(AtomicBool::new(false));

@@ -220,6 +220,7 @@ impl Fuzzer {
             threaded: self.opts.threaded || collide,
             collide,
             comparisons: false,
+            fresh: false,
         }
     }
 
@@ -775,6 +776,20 @@ impl Fuzzer {
         }
         let txt = text::format(t, &p);
         let name = corpus::name_of(&txt);
+        // The PCs recorded for `kfuzz regress` are those also reached by a new runner: the
+        // long-lived runner's history shapes some paths (maple tree node splits of its
+        // mappings), which a replay in another process would not take.
+        let known = self
+            .state
+            .lock()
+            .map_or(true, |s| s.corpus_names.contains(&name));
+        if !known && self.opts.symbols.is_some() {
+            let mut o = self.exec_opts(true, false);
+            o.fresh = true;
+            let r = self.exec(ctx, &p, &o).ok_or(())?;
+            let pcs: HashSet<u64> = r.new_pcs.iter().copied().collect();
+            stable_pcs.retain(|pc| pcs.contains(pc));
+        }
         let Ok(mut s) = self.state.lock() else {
             return Ok(());
         };

@@ -203,6 +203,9 @@ impl Executor {
     /// failed (it is then restarted).
     fn run_in_runner(&mut self, id: u64, prog: &ExecProg, opts: &ExecOpts) -> Option<bool> {
         use std::io::Read;
+        if opts.fresh {
+            self.kill_runner();
+        }
         if self.runner.is_none() {
             self.runner = self.spawn_runner();
         }

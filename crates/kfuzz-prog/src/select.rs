@@ -49,6 +49,18 @@ pub fn split_globs(list: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// Calls that crash the kernel on purpose (LKDTM's provoke-crash entries): enabled only by a
+/// glob that names them (`*lkdtm*`, `write$lkdtm`), never by `*` or a base name like `write`,
+/// nor added as a producer for another call.
+const ON_PURPOSE: &[&str] = &["lkdtm"];
+
+fn enabled_by(globs: &[String], name: &str) -> bool {
+    match ON_PURPOSE.iter().find(|w| name.contains(**w)) {
+        Some(w) => globs.iter().any(|g| g.contains(w) && glob_match(g, name)),
+        None => matches_any(globs, name),
+    }
+}
+
 pub fn select(target: &Target, globs: &[String], disable: &[String]) -> Selection {
     let globs = split_globs(globs);
     let disable = split_globs(disable);
@@ -57,7 +69,7 @@ pub fn select(target: &Target, globs: &[String], disable: &[String]) -> Selectio
         if matches_any(&disable, &s.name) {
             sel.left_out
                 .insert(s.name.clone(), "matches --disable".into());
-        } else if matches_any(&globs, &s.name) {
+        } else if enabled_by(&globs, &s.name) {
             sel.enabled.push(s.id);
         }
     }
@@ -80,6 +92,8 @@ pub fn select(target: &Target, globs: &[String], disable: &[String]) -> Selectio
                 let producer = target.syscalls.iter().find(|s| {
                     !sel.enabled.contains(&s.id)
                         && !matches_any(&disable, &s.name)
+                        && (!ON_PURPOSE.iter().any(|w| s.name.contains(w))
+                            || ON_PURPOSE.iter().any(|w| target.syscalls[id].name.contains(w)))
                         && (0..target.resources.len()).any(|r| target.resources[need].accepts(&target.resources[r]) && produces(target, s, r))
                         // Prefer plain constructors: they need nothing themselves.
                         && required_resources(target, s).is_empty()

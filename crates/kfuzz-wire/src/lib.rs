@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 /// Bumped on every incompatible change; the handshake refuses a mismatch.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Frames larger than this are refused rather than allocated.
 pub const MAX_FRAME: u32 = 64 << 20;
@@ -128,6 +128,11 @@ pub struct ExecOpts {
     /// Collect the operands of the kernel's comparisons (`KCOV_TRACE_CMP`) instead of PCs:
     /// each call's `comps` is filled and its signal left empty.
     pub comparisons: bool,
+    /// Run in a new runner process (forked from the executor, whose address space does not
+    /// change) instead of the long-lived one: a long-lived runner's history shapes some kernel
+    /// paths (the maple tree of its mappings, page cache state), and coverage that depends on
+    /// that history is told from coverage that does not by comparing the two.
+    pub fresh: bool,
 }
 
 impl ExecOpts {
@@ -141,6 +146,7 @@ impl ExecOpts {
             threaded: false,
             collide: false,
             comparisons: false,
+            fresh: false,
         }
     }
 }
