@@ -139,6 +139,21 @@ pub fn build_test_kernel() -> (PathBuf, serde_json::Value) {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .find(|m| m["reason"] == "build-finished")
         .expect("a build-finished message");
+    // The uapi headers, exported into the build dir from this view: a private view (whose
+    // .kfuzz/build links here) would otherwise export them with its own path as the source
+    // tree, changing make's command lines in the shared build.
+    if !tree
+        .join(".kfuzz/build/usr/include/linux/version.h")
+        .is_file()
+    {
+        let out = kfuzz()
+            .args(["syscalls", "--syscalls", "shmget"])
+            .current_dir(&tree)
+            .timeout(std::time::Duration::from_secs(20 * 60))
+            .output()
+            .expect("run kfuzz syscalls");
+        assert!(out.status.success(), "{}", stderr_of(&out));
+    }
     (tree, msg)
 }
 
