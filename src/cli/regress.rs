@@ -113,17 +113,23 @@ fn run(args: Args, shell: &Shell) -> anyhow::Result<i32> {
         }
         None => None,
     };
-    let spec = VmSpec::new(
-        &l.manifest.vm,
-        kernel,
-        initrd.path.clone(),
-        work.join("regress"),
-        accel.clone(),
-    );
     let vms = args
         .vms
         .unwrap_or(l.manifest.vm.count as usize)
         .clamp(1, items.len().max(1));
+    // Every program on `kernel`'s VMs (their consoles under .kfuzz/<dir>/).
+    let replay_on = |kernel: PathBuf, dir: &str| {
+        let symbols = crate::kernel::symbols::load_for(&kernel, shell);
+        let spec = VmSpec::new(
+            &l.manifest.vm,
+            kernel,
+            initrd.path.clone(),
+            work.join(dir),
+            accel.clone(),
+        );
+        let timeout = Duration::from_secs(args.timeout) * scale;
+        regress::replay(t, symbols.as_deref(), &spec, vms, timeout, &items, shell)
+    };
     shell.status(
         "Replaying",
         format!(
@@ -132,40 +138,13 @@ fn run(args: Args, shell: &Shell) -> anyhow::Result<i32> {
             if vms == 1 { "" } else { "s" }
         ),
     );
-    let symbols = crate::kernel::symbols::load_for(&spec.kernel, shell);
-    let results = regress::replay(
-        t,
-        symbols.as_deref(),
-        &spec,
-        vms,
-        Duration::from_secs(args.timeout) * scale,
-        &items,
-        shell,
-    );
-    let diff = match &baseline {
-        Some((rev, k)) => {
-            shell.status("Replaying", format!("the same on the baseline {rev}"));
-            let bspec = VmSpec::new(
-                &l.manifest.vm,
-                k.clone(),
-                initrd.path.clone(),
-                work.join("regress-baseline"),
-                accel,
-            );
-            let bsymbols = crate::kernel::symbols::load_for(k, shell);
-            let bresults = regress::replay(
-                t,
-                bsymbols.as_deref(),
-                &bspec,
-                vms,
-                Duration::from_secs(args.timeout) * scale,
-                &items,
-                shell,
-            );
-            Some((rev.clone(), regress::diff(&items, &results, &bresults)))
-        }
-        None => None,
-    };
+    let results = replay_on(kernel, "regress");
+    let diff = baseline.map(|(rev, k)| {
+        shell.status("Replaying", format!("the same on the baseline {rev}"));
+        let bresults = replay_on(k, "regress-baseline");
+        let d = regress::diff(&items, &results, &bresults);
+        (rev, d)
+    });
     let mut results = results;
     if let Some((_, d)) = &diff {
         for r in results.iter_mut() {
