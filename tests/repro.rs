@@ -34,15 +34,26 @@ fn a_crash_found_by_run_is_reproduced_minimized_and_in_c() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
-    // A crash that is not a panic or a hang: one LKDTM write does it.
-    let dir = std::fs::read_dir(work.join("crashes"))
+    // A crash that is not a panic or a hang: one LKDTM write does it. A title naming an LKDTM
+    // function first; other WARNINGs and BUGs may be the fallout of an earlier LKDTM write.
+    let crashes: Vec<(std::path::PathBuf, String)> = std::fs::read_dir(work.join("crashes"))
         .unwrap()
         .flatten()
         .map(|e| e.path())
-        .find(|d| {
+        .map(|d| {
             let t = std::fs::read_to_string(d.join("description")).unwrap();
-            t.contains("lkdtm_") || t.starts_with("WARNING") || t.starts_with("kernel BUG")
+            (d, t)
         })
+        .collect();
+    let dir = crashes
+        .iter()
+        .find(|(_, t)| t.contains("lkdtm_"))
+        .or_else(|| {
+            crashes
+                .iter()
+                .find(|(_, t)| t.starts_with("WARNING") || t.starts_with("kernel BUG"))
+        })
+        .map(|(d, _)| d.clone())
         .unwrap_or_else(|| panic!("no LKDTM crash found:\n{}", stderr_of(&out)));
     let out = kfuzz()
         .args(["repro", "--message-format", "json"])
@@ -54,6 +65,9 @@ fn a_crash_found_by_run_is_reproduced_minimized_and_in_c() {
     assert!(out.status.success(), "{}", stderr_of(&out));
     let r = repro_result(&out);
     assert_eq!(r["reproduced"], true, "{r}");
+    // Each step of the repro, shown with a failure below (and with --nocapture).
+    let log = std::fs::read_to_string(dir.join("repro.log")).unwrap();
+    println!("{log}");
     let res = &r["result"];
     assert!(res["calls_after"].as_u64().unwrap() <= 2, "{r}");
     assert!(res["calls_after"].as_u64() <= res["calls_before"].as_u64());
@@ -70,7 +84,6 @@ fn a_crash_found_by_run_is_reproduced_minimized_and_in_c() {
     );
     let c = std::fs::read_to_string(dir.join("repro.c")).unwrap();
     assert!(c.contains("/sys/kernel/debug/provoke-crash/DIRECT"), "{c}");
-    let log = std::fs::read_to_string(dir.join("repro.log")).unwrap();
     assert!(log.contains("confirmed"), "{log}");
     assert!(common::qemus_in(&tree).is_empty());
 }
