@@ -173,11 +173,10 @@ pub fn replay(
                     if queue.lock().map_or(true, |q| q.is_empty()) {
                         return;
                     }
-                    let mut vm = match Vm::start(spec, index).and_then(|mut vm| {
-                        vm.wait_ready(crate::vm::boot::BOOT_TIMEOUT * scale)?;
-                        Ok(vm)
-                    }) {
-                        Ok(vm) => vm,
+                    let boot_timeout = crate::vm::boot::BOOT_TIMEOUT * scale;
+                    let mut vm = match Vm::start_ready(spec, index, boot_timeout, |w| shell.warn(w))
+                    {
+                        Ok((vm, _, _)) => vm,
                         Err(e) => {
                             shell.warn(format!("{e:#}"));
                             failures += 1;

@@ -157,8 +157,16 @@ impl<'a> Reproducer<'a> {
 
     fn vm(&mut self) -> anyhow::Result<&mut Vm> {
         if self.vm.is_none() {
-            let mut vm = Vm::start(&self.spec, 0)?;
-            vm.wait_ready(crate::vm::boot::BOOT_TIMEOUT * self.spec.accel.timeout_scale())?;
+            let mut notes = Vec::new();
+            let (vm, _, _) = Vm::start_ready(
+                &self.spec,
+                0,
+                crate::vm::boot::BOOT_TIMEOUT * self.spec.accel.timeout_scale(),
+                |w| notes.push(w),
+            )?;
+            for n in notes {
+                self.step(n);
+            }
             self.vm = Some(vm);
         }
         self.vm

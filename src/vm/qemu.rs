@@ -85,14 +85,11 @@ impl Accel {
 }
 
 /// The kernel command line: serial console, no KASLR (stable PCs for coverage), a panic ends
-/// the VM (QEMU runs with -no-reboot), and the executor as init. `kasan_multi_shot`: KASAN
-/// otherwise prints only its first report per boot, and a report before the executor starts
-/// (seen under TCG: a wild-memory-access in early CPU setup, about 1 boot in 8) would leave the
-/// whole VM blind to the bugs fuzzing is looking for.
+/// the VM (QEMU runs with -no-reboot), and the executor as init.
 pub fn kernel_cmdline(extra: &str) -> String {
     let mut c = String::from(
         "console=ttyS0 earlyprintk=serial nokaslr panic=-1 oops=panic panic_on_warn=0 \
-         kasan_multi_shot rdinit=/init printk.devkmsg=on",
+         rdinit=/init printk.devkmsg=on",
     );
     if !extra.trim().is_empty() {
         c.push(' ');
