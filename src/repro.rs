@@ -64,8 +64,6 @@ impl ReproOpts {
     }
 }
 
-/// The programs of a crash log, in order, with the proc that ran each (when the marker says).
-/// Programs that do not parse against the current descriptions are skipped.
 /// The title of the crash in a run's console output: `wanted` when any report has it, even
 /// behind another report of the same run (a WARNING the program also triggers; minimizing then
 /// drops what caused it), else the first report's.
@@ -78,6 +76,8 @@ fn crash_title(console: &str, wanted: &str) -> Option<String> {
         .map(|r| r.title.clone())
 }
 
+/// The programs of a crash log, in order, with the proc that ran each (when the marker says).
+/// Programs that do not parse against the current descriptions are skipped.
 pub fn programs_from_log(target: &Target, log: &str) -> Vec<(Option<u32>, Prog)> {
     let mut out = Vec::new();
     let mut lines = log.lines().peekable();
