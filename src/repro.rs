@@ -600,14 +600,7 @@ pub fn reproduce_into(
 #[cfg(test)]
 mod tests {
     use super::crash_title;
-
-    fn fixture(name: &str) -> String {
-        let path = format!(
-            "{}/tests/fixtures/reports/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
+    use crate::report::fixture;
 
     #[test]
     fn the_wanted_crash_counts_behind_another_report() {

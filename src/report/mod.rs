@@ -397,6 +397,16 @@ pub fn parse(log: &str) -> Vec<CrashReport> {
     out
 }
 
+/// A console log of `tests/fixtures/reports/`, for unit tests anywhere in the crate.
+#[cfg(test)]
+pub fn fixture(name: &str) -> String {
+    let path = format!(
+        "{}/tests/fixtures/reports/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -469,14 +469,7 @@ impl Drop for Vm {
 #[cfg(test)]
 mod tests {
     use super::boot_report;
-
-    fn fixture(name: &str) -> String {
-        let path = format!(
-            "{}/tests/fixtures/reports/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
+    use crate::report::fixture;
 
     #[test]
     fn a_bug_reported_while_booting_is_named() {
