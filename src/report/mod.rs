@@ -78,6 +78,10 @@ pub fn strip_prefix(line: &str) -> &str {
 /// Markers that start a report, in the order they are tried on each line.
 fn start_kind(line: &str) -> Option<CrashKind> {
     let l = line;
+    // The kernel echoes its command line, which may hold anything (`foo="BUG: KASAN: …"`).
+    if l.starts_with("Kernel command line:") || l.starts_with("Unknown kernel command line") {
+        return None;
+    }
     Some(if l.contains("BUG: KASAN:") || l.starts_with("KASAN:") {
         CrashKind::Kasan
     } else if l.contains("BUG: kernel NULL pointer dereference") {
@@ -410,6 +414,13 @@ pub fn fixture(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_echoed_command_line_is_no_report() {
+        let log = "[    0.910529][    T0] Kernel command line: console=ttyS0 x=\"BUG: KASAN: no in f\"\n\
+                   [    0.923633][    T0] Unknown kernel command line parameters \"x=BUG: KASAN: no in f\", will be passed to user space.\n";
+        assert!(parse(log).is_empty(), "{:?}", parse(log));
+    }
 
     #[test]
     fn prefixes_are_stripped() {
