@@ -173,9 +173,7 @@ pub fn replay(
                     if queue.lock().map_or(true, |q| q.is_empty()) {
                         return;
                     }
-                    let boot_timeout = crate::vm::boot::BOOT_TIMEOUT * scale;
-                    let mut vm = match Vm::start_ready(spec, index, boot_timeout, |w| shell.warn(w))
-                    {
+                    let mut vm = match Vm::start_ready(spec, index, |w| shell.warn(w)) {
                         Ok((vm, _, _)) => vm,
                         Err(e) => {
                             shell.warn(format!("{e:#}"));

@@ -64,18 +64,6 @@ impl ReproOpts {
     }
 }
 
-/// The title of the crash in a run's console output: `wanted` when any report has it, even
-/// behind another report of the same run (a WARNING the program also triggers; minimizing then
-/// drops what caused it), else the first report's.
-fn crash_title(console: &str, wanted: &str) -> Option<String> {
-    let reports = report::parse(console);
-    reports
-        .iter()
-        .find(|r| r.title == wanted)
-        .or(reports.first())
-        .map(|r| r.title.clone())
-}
-
 /// The programs of a crash log, in order, with the proc that ran each (when the marker says).
 /// Programs that do not parse against the current descriptions are skipped.
 pub fn programs_from_log(target: &Target, log: &str) -> Vec<(Option<u32>, Prog)> {
@@ -158,12 +146,7 @@ impl<'a> Reproducer<'a> {
     fn vm(&mut self) -> anyhow::Result<&mut Vm> {
         if self.vm.is_none() {
             let mut notes = Vec::new();
-            let (vm, _, _) = Vm::start_ready(
-                &self.spec,
-                0,
-                crate::vm::boot::BOOT_TIMEOUT * self.spec.accel.timeout_scale(),
-                |w| notes.push(w),
-            )?;
+            let (vm, _, _) = Vm::start_ready(&self.spec, 0, |w| notes.push(w))?;
             for n in notes {
                 self.step(n);
             }
@@ -214,7 +197,7 @@ impl<'a> Reproducer<'a> {
         // A crash may print a moment after the call returned.
         std::thread::sleep(Duration::from_millis(300) * scale);
         let text = vm.console().since(start).0;
-        let title = match crash_title(&text, &wanted) {
+        let title = match report::crash_title(&text, Some(&wanted)) {
             Some(t) => Some(t),
             None if failed || vm.exited() => Some("lost connection to the guest".to_string()),
             None => None,
@@ -444,7 +427,7 @@ impl<'a> Reproducer<'a> {
             vm.write_file("/tmp/repro", &data, 0o755)?;
             let _ = vm.command(&["/tmp/repro".to_string()], Duration::from_secs(10) * scale);
             std::thread::sleep(Duration::from_millis(300) * scale);
-            let title = crash_title(&vm.console().since(start).0, &self.title);
+            let title = report::crash_title(&vm.console().since(start).0, Some(&self.title));
             self.vm = None;
             crashed = title.as_deref() == Some(self.title.as_str());
             self.step(format!(
@@ -595,28 +578,4 @@ pub fn reproduce_into(
         format!("{:#}\n", serde_json::to_value(&s)?).as_bytes(),
     )?;
     Ok(Some(s))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::crash_title;
-    use crate::report::fixture;
-
-    #[test]
-    fn the_wanted_crash_counts_behind_another_report() {
-        let first = fixture("fuzz-refcount-warning.log");
-        let second = fixture("lkdtm-warning-message.log");
-        let both = format!("{first}{second}");
-        let t1 = crash_title(&first, "none").unwrap();
-        let t2 = crash_title(&second, "none").unwrap();
-        assert_ne!(t1, t2);
-        assert_eq!(crash_title(&both, &t2).as_deref(), Some(t2.as_str()));
-        assert_eq!(crash_title(&both, &t1).as_deref(), Some(t1.as_str()));
-        // Another crash than the one looked for: the first report names the run.
-        assert_eq!(
-            crash_title(&both, "BUG: other").as_deref(),
-            Some(t1.as_str())
-        );
-        assert_eq!(crash_title(&fixture("no-crash.log"), &t1), None);
-    }
 }

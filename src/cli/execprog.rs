@@ -93,10 +93,7 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
     let stop = Arc::new(AtomicBool::new(false));
     let s = Arc::clone(&stop);
     crate::vm::reaper::on_interrupt(move || s.store(true, Ordering::SeqCst));
-    let (mut vm, hs, took) =
-        Vm::start_ready(&spec, 0, crate::vm::boot::BOOT_TIMEOUT * scale, |w| {
-            shell.warn(w)
-        })?;
+    let (mut vm, hs, took) = Vm::start_ready(&spec, 0, |w| shell.warn(w))?;
     shell.status(
         "Ready",
         format!("vm0: linux {} in {:.1}s", hs.release, took.as_secs_f64()),

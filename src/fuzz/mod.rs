@@ -308,24 +308,21 @@ impl Fuzzer {
         let mut failures = 0;
         while !self.stop.load(Ordering::SeqCst) {
             // The VM is started here and lives no longer than this thread (see Vm::start).
-            let boot_timeout = crate::vm::boot::BOOT_TIMEOUT * self.opts.spec.accel.timeout_scale();
-            let vm =
-                match Vm::start_ready(&self.opts.spec, index, boot_timeout, |w| self.shell.warn(w))
-                {
-                    Ok((vm, _, _)) => vm,
-                    Err(e) => {
-                        self.shell.warn(format!("{e:#}"));
-                        failures += 1;
-                        if failures > 3 {
-                            self.shell.warn(format!(
-                                "vm{index}: failed to boot {failures} times in a row; stopping"
-                            ));
-                            self.stop.store(true, Ordering::SeqCst);
-                            return;
-                        }
-                        continue;
+            let vm = match Vm::start_ready(&self.opts.spec, index, |w| self.shell.warn(w)) {
+                Ok((vm, _, _)) => vm,
+                Err(e) => {
+                    self.shell.warn(format!("{e:#}"));
+                    failures += 1;
+                    if failures > 3 {
+                        self.shell.warn(format!(
+                            "vm{index}: failed to boot {failures} times in a row; stopping"
+                        ));
+                        self.stop.store(true, Ordering::SeqCst);
+                        return;
                     }
-                };
+                    continue;
+                }
+            };
             failures = 0;
             let vm = self.fuzz_vm(vm, &mut rng);
             self.stats.vm_restarts.fetch_add(1, Ordering::SeqCst);

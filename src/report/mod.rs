@@ -401,19 +401,56 @@ pub fn parse(log: &str) -> Vec<CrashReport> {
     out
 }
 
-/// A console log of `tests/fixtures/reports/`, for unit tests anywhere in the crate.
-#[cfg(test)]
-pub fn fixture(name: &str) -> String {
-    let path = format!(
-        "{}/tests/fixtures/reports/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+/// The title of the crash in a run's console output: `wanted` when any report has it, even
+/// behind another report (a WARNING the program also triggers), else the first report's.
+pub fn crash_title(console: &str, wanted: Option<&str>) -> Option<String> {
+    let reports = parse(console);
+    reports
+        .iter()
+        .find(|r| Some(r.title.as_str()) == wanted)
+        .or(reports.first())
+        .map(|r| r.title.clone())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A console log of `tests/fixtures/reports/`.
+    fn fixture(name: &str) -> String {
+        let path = format!(
+            "{}/tests/fixtures/reports/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    #[test]
+    fn the_wanted_crash_counts_behind_another_report() {
+        let first = fixture("fuzz-refcount-warning.log");
+        let second = fixture("lkdtm-warning-message.log");
+        let both = format!("{first}{second}");
+        let t1 = crash_title(&first, None).unwrap();
+        let t2 = crash_title(&second, None).unwrap();
+        assert_ne!(t1, t2);
+        assert_eq!(crash_title(&both, Some(&t2)).as_deref(), Some(t2.as_str()));
+        assert_eq!(crash_title(&both, Some(&t1)).as_deref(), Some(t1.as_str()));
+        // Another crash than the one looked for: the first report names the run.
+        assert_eq!(
+            crash_title(&both, Some("BUG: other")).as_deref(),
+            Some(t1.as_str())
+        );
+        assert_eq!(crash_title(&fixture("no-crash.log"), Some(&t1)), None);
+    }
+
+    #[test]
+    fn a_bug_reported_while_booting_is_named() {
+        assert_eq!(
+            crash_title(&fixture("boot-kasan-wild-memory-access.log"), None).as_deref(),
+            Some("KASAN: wild-memory-access Write in do_raw_spin_lock")
+        );
+        assert_eq!(crash_title(&fixture("no-crash.log"), None), None);
+    }
 
     #[test]
     fn the_echoed_command_line_is_no_report() {

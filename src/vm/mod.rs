@@ -37,14 +37,6 @@ pub struct Vm {
 /// Boots after one that reported a bug before the executor answered (see `Vm::start_ready`).
 pub const BOOT_REPORT_RETRIES: usize = 2;
 
-/// The title of the first bug a kernel reported in a boot's console output.
-pub fn boot_report(console: &str) -> Option<String> {
-    crate::report::parse(console)
-        .into_iter()
-        .next()
-        .map(|r| r.title)
-}
-
 impl Vm {
     /// Starts QEMU. Call this from a thread that outlives the VM: QEMU gets SIGKILL when the thread
     /// that spawned it exits (PR_SET_PDEATHSIG), so that even `kill -9 kfuzz` leaves no QEMU behind.
@@ -80,23 +72,23 @@ impl Vm {
         })
     }
 
-    /// `start` and `wait_ready`, for work that watches the console for crashes: a kernel that
-    /// reported a bug while it booted is booted again, up to `BOOT_REPORT_RETRIES` times. KASAN
-    /// prints only its first report per boot and a report turns lockdep off, so such a VM is blind
-    /// to the bugs looked for (under TCG the test kernel prints a KASAN wild-memory-access in
-    /// early CPU setup about once in 8 boots). `warn` hears each boot report.
+    /// `start` and `wait_ready` (within `boot::BOOT_TIMEOUT`, scaled), for work that watches the
+    /// console for crashes: a kernel that reported a bug while it booted is booted again, up to
+    /// `BOOT_REPORT_RETRIES` times. KASAN prints only its first report per boot and a report turns
+    /// lockdep off, so such a VM is blind to the bugs looked for (under TCG the test kernel
+    /// sometimes prints a KASAN wild-memory-access in early CPU setup). `warn` hears each one.
     pub fn start_ready(
         spec: &VmSpec,
         index: usize,
-        timeout: Duration,
         mut warn: impl FnMut(String),
     ) -> anyhow::Result<(Vm, Handshake, Duration)> {
+        let timeout = boot::BOOT_TIMEOUT * spec.accel.timeout_scale();
         let mut boots = 0;
         loop {
             let mut vm = Vm::start(spec, index)?;
             let (hs, took) = vm.wait_ready(timeout)?;
             boots += 1;
-            let Some(title) = boot_report(&vm.console.since(0).0) else {
+            let Some(title) = crate::report::crash_title(&vm.console.since(0).0, None) else {
                 return Ok((vm, hs, took));
             };
             if boots > BOOT_REPORT_RETRIES {
@@ -463,20 +455,5 @@ impl Drop for Vm {
         let _ = self.child.wait();
         reaper::unregister(self.child.id());
         self.console.join();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::boot_report;
-    use crate::report::fixture;
-
-    #[test]
-    fn a_bug_reported_while_booting_is_named() {
-        assert_eq!(
-            boot_report(&fixture("boot-kasan-wild-memory-access.log")).as_deref(),
-            Some("KASAN: wild-memory-access Write in do_raw_spin_lock")
-        );
-        assert_eq!(boot_report(&fixture("no-crash.log")), None);
     }
 }
