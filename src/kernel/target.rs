@@ -3,13 +3,13 @@
 //! compiling one generated C file against `make headers_install` output with the host compiler,
 //! cached per tree and description set; syzkaller `*.const` files are read when a folder has them.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use kfuzz_prog::target::{self as ptarget, DescriptionFile, Target};
-use sha2::{Digest, Sha256};
 
+use super::consts;
 use super::tree::KernelTree;
 use crate::shell::Shell;
 
@@ -17,9 +17,10 @@ mod embedded {
     include!(concat!(env!("OUT_DIR"), "/descriptions.rs"));
 }
 
-/// The description files: the embedded ones, then each folder's `*.txt` (a file with the same
-/// name replaces the embedded one). A folder holding syzkaller `*.const` files replaces the
-/// embedded set altogether (its calls would clash with ours).
+/// The description files: the embedded ones, then each folder's `*.txt`. A folder of
+/// syzkaller's (it has `*.const` files beside its descriptions) adds its files but never
+/// replaces one of ours: our file of the same name stands in for theirs. Any other folder is
+/// the user's, and its file replaces ours of the same name.
 pub fn description_files(dirs: &[PathBuf]) -> anyhow::Result<(Vec<DescriptionFile>, Vec<PathBuf>)> {
     let mut files: Vec<DescriptionFile> = embedded::EMBEDDED
         .iter()
@@ -28,6 +29,9 @@ pub fn description_files(dirs: &[PathBuf]) -> anyhow::Result<(Vec<DescriptionFil
             text: t.to_string(),
         })
         .collect();
+    let ours = |f: &DescriptionFile, base: &str| {
+        f.name.starts_with("descriptions/linux/") && f.name.ends_with(&format!("/{base}"))
+    };
     let mut const_files = Vec::new();
     for dir in dirs {
         let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -41,23 +45,22 @@ pub fn description_files(dirs: &[PathBuf]) -> anyhow::Result<(Vec<DescriptionFil
             .filter(|p| p.extension().is_some_and(|e| e == "const"))
             .cloned()
             .collect();
-        if !consts.is_empty() {
-            files.retain(|f| !f.name.starts_with("descriptions/linux/"));
-            const_files.extend(consts);
-        }
+        let syzkaller = !consts.is_empty();
+        const_files.extend(consts);
         for p in paths
             .iter()
             .filter(|p| p.extension().is_some_and(|e| e == "txt"))
         {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read {}", p.display()))?;
             let base = p
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            files.retain(|f| {
-                !f.name.ends_with(&format!("/{base}")) || !f.name.starts_with("descriptions/linux/")
-            });
+            if syzkaller && files.iter().any(|f| ours(f, &base)) {
+                continue;
+            }
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read {}", p.display()))?;
+            files.retain(|f| !ours(f, &base));
             files.push(DescriptionFile {
                 name: p.display().to_string(),
                 text,
@@ -177,146 +180,59 @@ fn headers(tree: &KernelTree, shell: &Shell) -> anyhow::Result<PathBuf> {
     Ok(inc)
 }
 
-/// The values of `names`, by compiling and running a C program against the tree's headers.
-/// Names the headers do not define are simply absent from the result.
-pub fn tree_consts(
-    tree: &KernelTree,
-    includes: &[String],
-    names: &BTreeSet<String>,
-    shell: &Shell,
-) -> anyhow::Result<HashMap<String, u64>> {
-    let inc = headers(tree, shell)?;
-    let mut h = Sha256::new();
-    h.update(b"kfuzz-consts-v1\0");
-    h.update(tree.version.as_bytes());
-    h.update(std::fs::read(inc.join("linux/version.h")).unwrap_or_default());
-    for i in includes {
-        h.update(i.as_bytes());
-        h.update(b"\0");
-    }
-    for n in names {
-        h.update(n.as_bytes());
-        h.update(b"\0");
-    }
-    let key = hex::encode(&h.finalize()[..8]);
-    let cache_dir = tree.work_dir().join("target");
-    let cache = cache_dir.join(format!("consts-{key}.json"));
-    if let Ok(bytes) = std::fs::read(&cache) {
-        if let Ok(map) = serde_json::from_slice::<HashMap<String, u64>>(&bytes) {
-            return Ok(map);
-        }
-    }
-    shell.status(
-        "Extracting",
-        format!("{} constants from the tree's headers", names.len()),
-    );
-    let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
-    let mut remaining: Vec<String> = names.iter().cloned().collect();
-    let mut includes: Vec<String> = includes.to_vec();
-    includes.dedup();
-    for _attempt in 0..8 {
-        let (src, first_line) = c_source(&includes, &remaining);
-        let c = dir.path().join("consts.c");
-        let exe = dir.path().join("consts");
-        std::fs::write(&c, &src).context("cannot write the constants program")?;
-        let out = duct::cmd!("gcc", "-w", "-fmax-errors=0", "-I", &inc, "-o", &exe, &c)
-            .stderr_capture()
-            .stdout_null()
-            .unchecked()
-            .run()
-            .context("cannot run gcc (Debian: apt-get install gcc)")?;
-        if out.status.success() {
-            let text = duct::cmd!(&exe)
-                .read()
-                .context("running the constants program")?;
-            let mut map = HashMap::new();
-            for line in text.lines() {
-                if let Some((n, v)) = line.split_once(' ') {
-                    if let Ok(v) = v.parse::<u64>() {
-                        map.insert(n.to_string(), v);
-                    }
-                }
-            }
-            std::fs::create_dir_all(&cache_dir)
-                .with_context(|| format!("cannot create {}", cache_dir.display()))?;
-            crate::kernel::build::write_atomic(&cache, &serde_json::to_vec(&map)?)?;
-            return Ok(map);
-        }
-        // Drop the names whose lines failed, or the includes that do not exist, and try again.
-        let err = String::from_utf8_lossy(&out.stderr);
-        let mut bad_lines = BTreeSet::new();
-        let mut bad_includes = Vec::new();
-        for l in err.lines() {
-            if let Some(rest) = l.split("consts.c:").nth(1) {
-                if let Some(n) = rest.split(':').next().and_then(|n| n.parse::<usize>().ok()) {
-                    if l.contains("error") {
-                        bad_lines.insert(n);
-                    }
-                }
-            }
-            if l.contains("No such file or directory") {
-                bad_includes.extend(includes.iter().filter(|i| l.contains(i.as_str())).cloned());
-            }
-        }
-        let before = remaining.len() + includes.len();
-        includes.retain(|i| !bad_includes.contains(i));
-        remaining = remaining
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| !bad_lines.contains(&(first_line + i)))
-            .map(|(_, n)| n)
-            .collect();
-        if remaining.len() + includes.len() == before {
-            bail!(
-                "cannot compile the constants program against {}:\n{}",
-                inc.display(),
-                err.lines().take(15).collect::<Vec<_>>().join("\n")
-            );
-        }
-    }
-    bail!(
-        "cannot compile the constants program against {} (too many attempts)",
-        inc.display()
-    )
-}
-
-/// The C program, and the line number of the first name's printf.
-fn c_source(includes: &[String], names: &[String]) -> (String, usize) {
-    let mut s = String::from("#define _GNU_SOURCE\n");
-    for i in includes {
-        s.push_str(&format!("#include <{i}>\n"));
-    }
-    s.push_str("int printf(const char *, ...);\nint main(void) {\n");
-    let first = s.lines().count() + 1;
-    for n in names {
-        s.push_str(&format!(
-            "printf(\"{n} %llu\\n\", (unsigned long long)({n}));\n"
-        ));
-    }
-    s.push_str("return 0;\n}\n");
-    (s, first)
-}
-
 /// Everything `load` found, for `kfuzz syscalls` to print.
 pub struct LoadedTarget {
     pub target: Target,
     pub files: usize,
 }
 
-/// Parses the descriptions and compiles them for this tree.
+/// Parses the descriptions and compiles them for this tree: constants from the tree's own
+/// headers as the build configured them (see `consts`), falling back to the exported uapi
+/// headers for names that view lacks.
 pub fn load(tree: &KernelTree, dirs: &[PathBuf], shell: &Shell) -> anyhow::Result<LoadedTarget> {
-    let (files, const_files) = description_files(dirs)?;
+    let (files, _const_files) = description_files(dirs)?;
     let nodes = ptarget::parse_files(&files).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let (includes, names) = ptarget::const_requirements(&nodes);
-    let mut consts = read_const_files(&const_files)?;
-    let missing: BTreeSet<String> = names
-        .iter()
-        .filter(|n| !consts.contains_key(*n))
-        .cloned()
-        .collect();
-    if !missing.is_empty() && const_files.is_empty() {
-        let _lock = tree.lock()?;
-        consts.extend(tree_consts(tree, &includes, &missing, shell)?);
+    let needs = ptarget::const_requirements(&nodes);
+    let _lock = tree.lock()?;
+    let cc = consts::compiler();
+    let mut sets = Vec::new();
+    if let Some(k) = consts::HeaderSet::kernel(tree, &cc) {
+        sets.push(k);
+    }
+    sets.push(consts::HeaderSet::uapi(&headers(tree, shell)?, &cc));
+    let cache = consts::cache_dir(tree);
+    let bar = (shell.is_term() && needs.len() > 20).then(|| {
+        let bar = indicatif::ProgressBar::new(needs.len() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "  Extracting [{bar:30}] {pos}/{len} description files' constants",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar
+    });
+    let started = std::time::Instant::now();
+    let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let consts = consts::extract(&needs, &sets, &cache, jobs, &|n, _| {
+        if let Some(b) = &bar {
+            b.set_position(n as u64);
+        }
+    })?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    if started.elapsed() > std::time::Duration::from_secs(2) {
+        shell.status(
+            "Extracted",
+            format!(
+                "{} constants of {} description files from linux {}'s headers in {}",
+                consts.len(),
+                needs.len(),
+                tree.version,
+                super::build::human_duration(started.elapsed())
+            ),
+        );
     }
     let numbers = syscall_numbers(&tree.root)?;
     let target = ptarget::compile(&nodes, &consts, &numbers);

@@ -31,6 +31,36 @@ pub enum TypeArg {
     Str(String, Pos),
     /// `a:b` — an int range, or a `len` path (`parent:field`).
     Colon(Box<TypeArg>, Box<TypeArg>),
+    /// `a & B`, `value[f] == 1`, `x || y`: an integer expression (consts, conditions).
+    Binary(BinOp, Box<TypeArg>, Box<TypeArg>),
+}
+
+/// The operators of syzlang expressions, loosest first: `||`, then `==`/`!=`, then `&`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinOp {
+    Or,
+    Eq,
+    Ne,
+    And,
+}
+
+impl BinOp {
+    pub fn apply(self, a: u64, b: u64) -> u64 {
+        match self {
+            BinOp::Or => u64::from(a != 0 || b != 0),
+            BinOp::Eq => u64::from(a == b),
+            BinOp::Ne => u64::from(a != b),
+            BinOp::And => a & b,
+        }
+    }
+    pub fn symbol(self) -> &'static str {
+        match self {
+            BinOp::Or => "||",
+            BinOp::Eq => "==",
+            BinOp::Ne => "!=",
+            BinOp::And => "&",
+        }
+    }
 }
 
 impl TypeArg {
@@ -38,7 +68,7 @@ impl TypeArg {
         match self {
             TypeArg::Type(t) => &t.pos,
             TypeArg::Int(_, p) | TypeArg::Str(_, p) => p,
-            TypeArg::Colon(a, _) => a.pos(),
+            TypeArg::Colon(a, _) | TypeArg::Binary(_, a, _) => a.pos(),
         }
     }
 }
@@ -57,6 +87,8 @@ pub enum Value {
 pub struct Field {
     pub name: String,
     pub ty: TypeExpr,
+    /// `int64:3`: a bitfield of that many bits.
+    pub bits: Option<TypeArg>,
     pub attrs: Vec<TypeExpr>,
     pub pos: Pos,
 }
@@ -80,6 +112,11 @@ pub enum TypeDefBody {
 pub enum Node {
     Include {
         path: String,
+        pos: Pos,
+    },
+    /// `meta noextract`, `meta arches["amd64"]`, `meta automatic`.
+    Meta {
+        what: TypeExpr,
         pos: Pos,
     },
     Incdir {
@@ -122,6 +159,7 @@ impl Node {
     pub fn pos(&self) -> &Pos {
         match self {
             Node::Include { pos, .. }
+            | Node::Meta { pos, .. }
             | Node::Incdir { pos, .. }
             | Node::Define { pos, .. }
             | Node::Resource { pos, .. }

@@ -57,6 +57,14 @@ pub fn encode(target: &Target, p: &Prog) -> ExecProg {
     ExecProg { calls }
 }
 
+fn low_bits(n: u8) -> u64 {
+    if n >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << n) - 1
+    }
+}
+
 fn proc_value(t: &Type, v: u64) -> u64 {
     match t.kind {
         TypeKind::Proc { start, .. } => start.wrapping_add(v),
@@ -183,10 +191,31 @@ fn write_mem(
             TypeKind::Struct(id) => {
                 let st = &target.structs[*id];
                 let mut off = 0;
+                // The unit being filled by consecutive bitfields.
+                let mut unit: u64 = 0;
                 for (f, i) in st.fields.iter().zip(items) {
                     let (s, al) = layout(target, &f.ty, i);
                     if !st.packed {
                         off = u64::next_multiple_of(off, al);
+                    }
+                    if let (Some(b), Arg::Int(v)) = (f.ty.bitfield, i) {
+                        let bits = proc_value(&f.ty, *v) & low_bits(b.len);
+                        unit |= bits.checked_shl(u32::from(b.offset)).unwrap_or(0);
+                        if b.last {
+                            if f.dir.unwrap_or(dir).reads() {
+                                copyin.push(Copyin {
+                                    addr: addr + off,
+                                    value: CopyValue::Int {
+                                        size: int_size(&f.ty.kind, &target.resources).unwrap_or(8),
+                                        big_endian: false,
+                                        val: unit,
+                                    },
+                                });
+                            }
+                            unit = 0;
+                        }
+                        off += s;
+                        continue;
                     }
                     write_mem(
                         target,

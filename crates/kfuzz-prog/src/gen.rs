@@ -462,10 +462,37 @@ pub fn rand_flags(rng: &mut impl Rng, vals: &[u64], bitmask: bool, size: u8) -> 
 pub fn fix_lens(target: &Target, call: &mut Call) {
     let meta = &target.syscalls[call.meta];
     let fields: Vec<&FieldDesc> = meta.args.iter().collect();
-    fix_level(target, &fields, &mut call.args, None);
+    fix_level(target, &fields, &mut call.args, None, false);
 }
 
-fn fix_level(target: &Target, fields: &[&FieldDesc], args: &mut [Arg], parent_size: Option<u64>) {
+/// The byte offset of field `j` in a struct laid out from `fields`/`args`.
+fn field_offset(
+    target: &Target,
+    fields: &[&FieldDesc],
+    args: &[Arg],
+    j: usize,
+    packed: bool,
+) -> u64 {
+    let mut off: u64 = 0;
+    for (k, (f, a)) in fields.iter().zip(args).enumerate() {
+        let (s, al) = layout(target, &f.ty, a);
+        let al = if packed { 1 } else { al.max(1) };
+        off = off.next_multiple_of(al);
+        if k == j {
+            break;
+        }
+        off += s;
+    }
+    off
+}
+
+fn fix_level(
+    target: &Target,
+    fields: &[&FieldDesc],
+    args: &mut [Arg],
+    parent_size: Option<u64>,
+    packed: bool,
+) {
     // Inner structs first (their sizes may depend on their own lens).
     for (f, a) in fields.iter().zip(args.iter_mut()) {
         fix_inner(target, &f.ty, a);
@@ -475,7 +502,13 @@ fn fix_level(target: &Target, fields: &[&FieldDesc], args: &mut [Arg], parent_si
             continue;
         };
         let Some(first) = path.first() else { continue };
-        let v = if first == "parent" || path.len() > 1 && path.last().is_some_and(|l| l == "parent")
+        let v = if *unit == LenUnit::Offset {
+            let name = path.last().map(String::as_str).unwrap_or("");
+            fields
+                .iter()
+                .position(|f| f.name == name)
+                .map(|j| field_offset(target, fields, args, j, packed))
+        } else if first == "parent" || path.len() > 1 && path.last().is_some_and(|l| l == "parent")
         {
             parent_size.map(|s| scale(s, unit, None))
         } else {
@@ -514,7 +547,7 @@ fn fix_inner(target: &Target, t: &Type, a: &mut Arg) {
                 let whole = Arg::Group(items.clone());
                 arg_size(target, t, &whole)
             };
-            fix_level(target, &fields, items, Some(size));
+            fix_level(target, &fields, items, Some(size), st.packed);
         }
         (TypeKind::Struct(id), Arg::Union { field, arg }) => {
             if let Some(f) = target.structs[*id].fields.get(*field) {
@@ -530,6 +563,7 @@ fn scale(bytes: u64, unit: &LenUnit, elems: Option<u64>) -> u64 {
         LenUnit::Elems => elems.unwrap_or(bytes),
         LenUnit::Bytes(n) => bytes / (*n).max(1),
         LenUnit::Bits => bytes * 8,
+        LenUnit::Offset => bytes,
     }
 }
 

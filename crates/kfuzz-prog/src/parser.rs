@@ -18,6 +18,10 @@ enum Tok {
     /// `<path>` after include/incdir.
     Path(String),
     Punct(char),
+    /// `==`, `!=`, `||`, `&`.
+    Op(BinOp),
+    /// The rest of a `define` line, as C text.
+    Raw(String),
     Newline,
     Eof,
 }
@@ -30,6 +34,8 @@ impl Tok {
             Tok::Str(s) => format!("string {s:?}"),
             Tok::Path(p) => format!("<{p}>"),
             Tok::Punct(c) => format!("`{c}`"),
+            Tok::Op(o) => format!("`{}`", o.symbol()),
+            Tok::Raw(r) => format!("`{r}`"),
             Tok::Newline => "end of line".into(),
             Tok::Eof => "end of file".into(),
         }
@@ -46,13 +52,31 @@ fn lex(file: &str, text: &str) -> Result<Vec<(Tok, Pos)>, ParseError> {
             line: li + 1,
             col: i + 1,
         };
-        let include_line = {
-            let t = line.trim_start();
-            t.starts_with("include ")
-                || t.starts_with("incdir ")
-                || t.starts_with("include\t")
-                || t.starts_with("incdir\t")
-        };
+        let trimmed = line.trim_start();
+        let starts =
+            |kw: &str| trimmed.starts_with(kw) && trimmed[kw.len()..].starts_with([' ', '\t']);
+        let include_line = starts("include") || starts("incdir");
+        if starts("define") {
+            // `define NAME <C expression>`: the value is C text, kept raw for the compiler.
+            let s = line.len() - trimmed.len();
+            out.push((Tok::Ident("define".into()), pos(s)));
+            let rest = trimmed["define".len()..].trim_start();
+            let ns = line.len() - rest.len();
+            let name_len = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            if name_len == 0 {
+                return Err(ParseError {
+                    pos: pos(ns),
+                    message: "expected a constant name after `define`".into(),
+                });
+            }
+            out.push((Tok::Ident(rest[..name_len].to_string()), pos(ns)));
+            let value = rest[name_len..].split('#').next().unwrap_or("").trim();
+            out.push((Tok::Raw(value.to_string()), pos(ns + name_len)));
+            out.push((Tok::Newline, pos(line.len())));
+            continue;
+        }
         while i < b.len() {
             let c = b[i] as char;
             if c == ' ' || c == '\t' || c == '\r' {
@@ -116,7 +140,13 @@ fn lex(file: &str, text: &str) -> Result<Vec<(Tok, Pos)>, ParseError> {
                     message: format!("unterminated string: expected a closing {c}"),
                 })?;
                 let raw = &line[i + 1..i + 1 + end];
-                let s = if c == '`' {
+                let s = if c == '"' && raw.contains('\\') {
+                    unescape(raw).ok_or_else(|| ParseError {
+                        pos: pos(i),
+                        message: "bad escape in a string (expected \\n, \\t, \\\\, \\0 or \\xHH)"
+                            .into(),
+                    })?
+                } else if c == '`' {
                     // A hex blob.
                     let bytes: Option<Vec<u8>> = (0..raw.len())
                         .step_by(2)
@@ -135,6 +165,15 @@ fn lex(file: &str, text: &str) -> Result<Vec<(Tok, Pos)>, ParseError> {
                 };
                 out.push((Tok::Str(s), pos(i)));
                 i += end + 2;
+            } else if let Some((op, n)) = match (c, b.get(i + 1).map(|x| *x as char)) {
+                ('=', Some('=')) => Some((BinOp::Eq, 2)),
+                ('!', Some('=')) => Some((BinOp::Ne, 2)),
+                ('|', Some('|')) => Some((BinOp::Or, 2)),
+                ('&', _) => Some((BinOp::And, 1)),
+                _ => None,
+            } {
+                out.push((Tok::Op(op), pos(i)));
+                i += n;
             } else if "[](){},:=<>@".contains(c) {
                 out.push((Tok::Punct(c), pos(i)));
                 i += 1;
@@ -159,9 +198,41 @@ fn lex(file: &str, text: &str) -> Result<Vec<(Tok, Pos)>, ParseError> {
     Ok(out)
 }
 
+/// Resolves `\n`, `\t`, `\\`, `\"`, `\0`, `\xHH` in a "..." string.
+fn unescape(raw: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut it = raw.chars();
+    while let Some(c) = it.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        out.push(match it.next()? {
+            'n' => '\n',
+            't' => '\t',
+            'r' => '\r',
+            '0' => '\0',
+            '\\' => '\\',
+            '"' => '"',
+            '\'' => '\'',
+            'x' => {
+                let h: String = [it.next()?, it.next()?].iter().collect();
+                char::from(u8::from_str_radix(&h, 16).ok()?)
+            }
+            _ => return None,
+        });
+    }
+    Some(out)
+}
+
+/// How deep types, expressions and template arguments may nest: far beyond any real
+/// description, and far below what would overflow the stack.
+pub const MAX_DEPTH: usize = 48;
+
 struct Parser {
     toks: Vec<(Tok, Pos)>,
     i: usize,
+    depth: usize,
 }
 
 type R<T> = Result<T, ParseError>;
@@ -259,22 +330,24 @@ impl Parser {
             }
             "define" => {
                 let (n, _) = self.ident("a constant name after `define`")?;
-                let mut value = String::new();
-                while !matches!(self.peek(), Tok::Newline | Tok::Eof) {
-                    let (t, _) = self.next();
-                    value.push_str(&match t {
-                        Tok::Ident(s) | Tok::Str(s) => s,
-                        Tok::Int(i) => i.to_string(),
-                        Tok::Punct(c) => c.to_string(),
-                        _ => String::new(),
-                    });
-                }
+                let value = match self.next() {
+                    (Tok::Raw(v), _) if !v.is_empty() => v,
+                    _ => {
+                        self.i -= 1;
+                        return self.err("a value after the constant's name");
+                    }
+                };
                 self.end_of_line()?;
                 return Ok(Node::Define {
                     name: n,
                     value,
                     pos,
                 });
+            }
+            "meta" if matches!(self.peek(), Tok::Ident(_)) => {
+                let what = self.type_expr()?;
+                self.end_of_line()?;
+                return Ok(Node::Meta { what, pos });
             }
             "resource" if matches!(self.peek(), Tok::Ident(_)) => {
                 let (n, _) = self.ident("a resource name")?;
@@ -376,6 +449,7 @@ impl Parser {
                 args.push(Field {
                     name: an,
                     ty,
+                    bits: None,
                     attrs: Vec::new(),
                     pos: ap,
                 });
@@ -436,7 +510,20 @@ impl Parser {
                 return self.err(&format!("`{close}` closing `{name}`"));
             }
             let (fname, fpos) = self.ident(&format!("a field name or `{close}`"))?;
-            let ty = self.type_expr()?;
+            let mut ty = self.type_expr()?;
+            let bits = if self.is_punct(':') {
+                self.i += 1;
+                let b = self.simple_arg()?;
+                // `int8:3[FLAGS]`: a bitfield's type arguments follow its width.
+                if ty.args.is_empty() && self.is_punct('[') {
+                    let name = std::mem::take(&mut ty.name);
+                    let mut with_args = self.type_expr_args(name, ty.pos.clone())?;
+                    std::mem::swap(&mut ty, &mut with_args);
+                }
+                Some(b)
+            } else {
+                None
+            };
             let attrs = if self.is_punct('(') {
                 self.paren_attrs()?
             } else {
@@ -446,6 +533,7 @@ impl Parser {
             fields.push(Field {
                 name: fname,
                 ty,
+                bits,
                 attrs,
                 pos: fpos,
             });
@@ -473,8 +561,31 @@ impl Parser {
         })
     }
 
+    fn enter(&mut self) -> R<()> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(ParseError {
+                pos: self.pos(),
+                message: format!("types or expressions nest deeper than {MAX_DEPTH} levels"),
+            });
+        }
+        Ok(())
+    }
+
     fn type_expr(&mut self) -> R<TypeExpr> {
+        self.enter()?;
+        let r = self.type_expr_inner();
+        self.depth -= 1;
+        r
+    }
+
+    fn type_expr_inner(&mut self) -> R<TypeExpr> {
         let (name, pos) = self.ident("a type")?;
+        self.type_expr_args(name, pos)
+    }
+
+    /// The optional `[args]` after a type's name.
+    fn type_expr_args(&mut self, name: String, pos: Pos) -> R<TypeExpr> {
         let mut args = Vec::new();
         if self.is_punct('[') {
             self.i += 1;
@@ -491,11 +602,54 @@ impl Parser {
         Ok(TypeExpr { name, args, pos })
     }
 
+    /// A type argument: an expression of `||`, `==`/`!=` and `&` (loosest first) over
+    /// colon chains (`0:10`, `parent:field`), parenthesized as needed.
     fn type_arg(&mut self) -> R<TypeArg> {
-        let first = self.simple_arg()?;
-        if self.is_punct(':') {
+        self.enter()?;
+        let r = self.binary(0);
+        self.depth -= 1;
+        r
+    }
+
+    fn binary(&mut self, level: u8) -> R<TypeArg> {
+        const LEVELS: [&[BinOp]; 3] = [&[BinOp::Or], &[BinOp::Eq, BinOp::Ne], &[BinOp::And]];
+        let Some(ops) = LEVELS.get(usize::from(level)) else {
+            return self.factor();
+        };
+        let mut left = self.binary(level + 1)?;
+        while let Tok::Op(op) = *self.peek() {
+            if !ops.contains(&op) {
+                break;
+            }
             self.i += 1;
-            let second = self.type_arg()?;
+            let right = self.binary(level + 1)?;
+            left = TypeArg::Binary(op, Box::new(left), Box::new(right));
+        }
+        Ok(left)
+    }
+
+    fn factor(&mut self) -> R<TypeArg> {
+        if self.is_punct('(') {
+            self.i += 1;
+            let inner = self.type_arg()?;
+            self.punct(')', "`)` closing the expression")?;
+            return Ok(inner);
+        }
+        let mut first = self.simple_arg()?;
+        if self.is_punct(':') && !matches!(first, TypeArg::Str(..)) {
+            self.i += 1;
+            if let (TypeArg::Type(t), Tok::Int(_), Tok::Punct('[')) =
+                (&mut first, self.peek().clone(), self.peek_at(1).clone())
+            {
+                if t.args.is_empty() {
+                    // A bitfield type as an argument: `int16:14[0:MAX]`.
+                    let width = self.simple_arg()?;
+                    let name = std::mem::take(&mut t.name);
+                    *t = self.type_expr_args(name, t.pos.clone())?;
+                    return Ok(TypeArg::Colon(Box::new(first), Box::new(width)));
+                }
+            }
+            let second = self.factor()?;
             return Ok(TypeArg::Colon(Box::new(first), Box::new(second)));
         }
         Ok(first)
@@ -522,7 +676,12 @@ impl Parser {
 /// Parses one description file.
 pub fn parse(file: &str, text: &str) -> Result<Vec<Node>, ParseError> {
     let toks = lex(file, text)?;
-    Parser { toks, i: 0 }.file()
+    Parser {
+        toks,
+        i: 0,
+        depth: 0,
+    }
+    .file()
 }
 
 #[cfg(test)]

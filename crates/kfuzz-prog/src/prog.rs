@@ -247,7 +247,10 @@ pub fn arg_size(target: &Target, t: &Type, a: &Arg) -> u64 {
 /// Size and alignment of a value of type `t`.
 pub fn layout(target: &Target, t: &Type, a: &Arg) -> (u64, u64) {
     if let Some(s) = int_size(&t.kind, &target.resources) {
-        return (s as u64, s as u64);
+        return match t.bitfield {
+            Some(b) if !b.last => (0, s as u64),
+            _ => (s as u64, s as u64),
+        };
     }
     match (&t.kind, a) {
         (TypeKind::Buffer { .. }, Arg::Data(d)) => (d.len() as u64, 1),

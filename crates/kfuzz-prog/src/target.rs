@@ -26,8 +26,11 @@ pub struct Target {
     pub resources: Vec<ResourceDesc>,
     pub structs: Vec<StructDesc>,
     pub disabled: Vec<DisabledCall>,
-    /// Problems that disable nothing (a resource nobody consumes, a duplicate flag set).
+    /// Problems that disable nothing (a resource nobody consumes).
     pub warnings: Vec<String>,
+    /// Declarations made again by a later file (the first one is used): expected when
+    /// syzkaller's descriptions are loaded beside ours.
+    pub shadowed: Vec<String>,
 }
 
 impl Target {
@@ -54,13 +57,38 @@ fn err<T>(pos: &Pos, msg: impl Into<String>) -> R<T> {
     })
 }
 
-/// Parses every file; the first syntax error fails the load (it names file:line:col).
+/// The architecture kfuzz fuzzes, as syzkaller's `meta arches[...]` names it.
+pub const ARCH: &str = "amd64";
+
+/// Parses every file; the first syntax error fails the load (it names file:line:col). A file
+/// whose `meta arches[...]` leaves out amd64 contributes nothing.
 pub fn parse_files(files: &[DescriptionFile]) -> Result<Vec<Node>, crate::parser::ParseError> {
     let mut nodes = Vec::new();
     for f in files {
-        nodes.extend(crate::parser::parse(&f.name, &f.text)?);
+        let parsed = crate::parser::parse(&f.name, &f.text)?;
+        let other_arch = parsed.iter().any(|n| match n {
+            Node::Meta { what, .. } if what.name == "arches" => !what
+                .args
+                .iter()
+                .any(|a| matches!(a, TypeArg::Str(s, _) if s == ARCH)),
+            _ => false,
+        });
+        if !other_arch {
+            nodes.extend(parsed);
+        }
     }
     Ok(nodes)
+}
+
+/// What one description file needs from the tree's headers: its includes, include dirs and
+/// defines, and the constant names it uses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileConsts {
+    pub file: String,
+    pub includes: Vec<String>,
+    pub incdirs: Vec<String>,
+    pub defines: Vec<(String, String)>,
+    pub names: BTreeSet<String>,
 }
 
 const BUILTINS: &[&str] = &[
@@ -108,14 +136,28 @@ const BUILTINS: &[&str] = &[
     "disabled",
 ];
 
-/// The includes and the constant names the descriptions use: what the tree must define.
-pub fn const_requirements(nodes: &[Node]) -> (Vec<String>, BTreeSet<String>) {
-    let mut includes = Vec::new();
+/// Per description file (in order of appearance): the includes, defines and constant names it
+/// uses, that is what the tree must define for it.
+pub fn const_requirements(nodes: &[Node]) -> Vec<FileConsts> {
     let mut declared: HashSet<&str> = BUILTINS.iter().copied().collect();
     let mut locals: HashSet<&str> = HashSet::new();
+    let mut files: Vec<FileConsts> = Vec::new();
+    let mut index: HashMap<&str, usize> = HashMap::new();
     for n in nodes {
+        let file = n.pos().file.as_str();
+        let i = *index.entry(file).or_insert_with(|| {
+            files.push(FileConsts {
+                file: file.to_string(),
+                ..FileConsts::default()
+            });
+            files.len() - 1
+        });
         match n {
-            Node::Include { path, .. } => includes.push(path.clone()),
+            Node::Include { path, .. } => files[i].includes.push(path.clone()),
+            Node::Incdir { path, .. } => files[i].incdirs.push(path.clone()),
+            Node::Define { name, value, .. } => {
+                files[i].defines.push((name.clone(), value.clone()));
+            }
             Node::Resource { name, .. } | Node::Flags { name, .. } => {
                 declared.insert(name);
             }
@@ -136,16 +178,14 @@ pub fn const_requirements(nodes: &[Node]) -> (Vec<String>, BTreeSet<String>) {
             _ => {}
         }
     }
-    let mut names = BTreeSet::new();
-    let mut add = |s: &str| {
-        if !declared.contains(s) && !locals.contains(s) {
-            names.insert(s.to_string());
-        }
-    };
+    let defined: HashSet<String> = files
+        .iter()
+        .flat_map(|f| f.defines.iter().map(|(n, _)| n.clone()))
+        .collect();
     fn walk_arg(a: &TypeArg, add: &mut dyn FnMut(&str)) {
         match a {
             TypeArg::Type(t) => walk_expr(t, add),
-            TypeArg::Colon(x, y) => {
+            TypeArg::Colon(x, y) | TypeArg::Binary(_, x, y) => {
                 walk_arg(x, add);
                 walk_arg(y, add);
             }
@@ -161,6 +201,15 @@ pub fn const_requirements(nodes: &[Node]) -> (Vec<String>, BTreeSet<String>) {
         }
     }
     for n in nodes {
+        let Some(&fi) = index.get(n.pos().file.as_str()) else {
+            continue;
+        };
+        let names = &mut files[fi].names;
+        let mut add = |s: &str| {
+            if !declared.contains(s) && !locals.contains(s) {
+                names.insert(s.to_string());
+            }
+        };
         match n {
             Node::Resource { values, base, .. } => {
                 walk_expr(base, &mut add);
@@ -188,14 +237,22 @@ pub fn const_requirements(nodes: &[Node]) -> (Vec<String>, BTreeSet<String>) {
             | Node::Struct(s) => {
                 for f in &s.fields {
                     walk_expr(&f.ty, &mut add);
+                    if let Some(b) = &f.bits {
+                        walk_arg(b, &mut add);
+                    }
+                    for a in &f.attrs {
+                        walk_expr(a, &mut add);
+                    }
                 }
                 for a in &s.attrs {
                     walk_expr(a, &mut add);
                 }
             }
-            Node::Call { args, ret, .. } => {
-                for a in args {
-                    walk_expr(&a.ty, &mut add);
+            Node::Call {
+                args, ret, attrs, ..
+            } => {
+                for a in args.iter().map(|a| &a.ty).chain(attrs) {
+                    walk_expr(a, &mut add);
                 }
                 if let Some(r) = ret {
                     walk_expr(r, &mut add);
@@ -204,8 +261,14 @@ pub fn const_requirements(nodes: &[Node]) -> (Vec<String>, BTreeSet<String>) {
             _ => {}
         }
     }
-    (includes, names)
+    for f in &mut files {
+        f.names.retain(|n| !defined.contains(n));
+        f.names.extend(f.defines.iter().map(|(n, _)| n.clone()));
+    }
+    files
 }
+
+type FlagValues = (Vec<u64>, Vec<(String, u64)>);
 
 /// A declaration's values with their positions (`= A, B` of flags, `: -1` of a resource).
 type Values<'a> = &'a [(Value, Pos)];
@@ -221,7 +284,11 @@ struct Builder<'a> {
     structs: Vec<StructDesc>,
     struct_ids: HashMap<String, StructId>,
     warnings: Vec<String>,
+    depth: usize,
 }
+
+/// How deep type expansion (aliases, templates, nested structs by value) may go.
+const MAX_TYPE_DEPTH: usize = 64;
 
 /// Compiles the parsed descriptions against the tree's constants and syscall numbers.
 pub fn compile(
@@ -240,11 +307,17 @@ pub fn compile(
         structs: Vec::new(),
         struct_ids: HashMap::new(),
         warnings: Vec::new(),
+        depth: 0,
     };
     let mut seen: HashMap<String, Pos> = HashMap::new();
-    let mut dup = |name: &str, pos: &Pos, warnings: &mut Vec<String>| -> bool {
+    let mut shadowed = Vec::new();
+    let mut dup = |name: &str, pos: &Pos, _: &mut Vec<String>| -> bool {
+        if name == "_" {
+            // `_ = A, B`: constants declared only to be extracted.
+            return true;
+        }
         if let Some(first) = seen.get(name) {
-            warnings.push(format!(
+            shadowed.push(format!(
                 "{pos}: `{name}` is declared again (first at {first}); the first one is used"
             ));
             true
@@ -315,12 +388,21 @@ pub fn compile(
     target.resources = b.resources;
     target.structs = b.structs;
     target.warnings = b.warnings;
+    target.shadowed = shadowed;
     prune_unconstructible(&mut target);
-    for (i, r) in target.resources.iter().enumerate() {
-        let used = target
-            .syscalls
-            .iter()
-            .any(|s| uses_resource(&target, s, i, false));
+    // Every resource kind some enabled call reads (as itself or as a descendant).
+    let mut read: HashSet<ResourceId> = HashSet::new();
+    for s in &target.syscalls {
+        walk_call_types(&target, s, &mut |t, dir, _| {
+            if let TypeKind::Resource(id) = t.kind {
+                if dir.reads() {
+                    read.insert(id);
+                }
+            }
+        });
+    }
+    for r in &target.resources {
+        let used = read.iter().any(|id| r.accepts(&target.resources[*id]));
         if !used {
             target.warnings.push(format!(
                 "resource `{}` is never consumed by an enabled call",
@@ -333,41 +415,80 @@ pub fn compile(
 
 /// Disables calls that need a resource no enabled call can produce, until nothing changes.
 fn prune_unconstructible(target: &mut Target) {
+    // What each call makes and needs, computed once.
+    let outputs: Vec<HashSet<ResourceId>> = target
+        .syscalls
+        .iter()
+        .map(|s| produced_resources(target, s))
+        .collect();
+    let needs: Vec<Vec<ResourceId>> = target
+        .syscalls
+        .iter()
+        .map(|s| required_resources(target, s))
+        .collect();
+    let mut alive = vec![true; target.syscalls.len()];
+    let mut reasons: Vec<Option<String>> = vec![None; target.syscalls.len()];
     loop {
-        let produced: Vec<ResourceId> = (0..target.resources.len())
-            .filter(|r| target.syscalls.iter().any(|s| produces(target, s, *r)))
-            .collect();
-        let mut drop = Vec::new();
-        for s in &target.syscalls {
-            for need in required_resources(target, s) {
-                let ok = produced
-                    .iter()
-                    .any(|p| target.resources[need].accepts(&target.resources[*p]));
-                if !ok {
-                    drop.push((
-                        s.id,
-                        format!(
-                            "{}: no enabled call can create resource `{}`",
-                            s.pos, target.resources[need].name
-                        ),
+        let mut made: HashSet<ResourceId> = HashSet::new();
+        for (i, o) in outputs.iter().enumerate() {
+            if alive[i] {
+                made.extend(o);
+            }
+        }
+        // A needed kind is satisfied by any made kind that descends from it.
+        let mut ok: HashMap<ResourceId, bool> = HashMap::new();
+        let mut changed = false;
+        for i in 0..needs.len() {
+            if !alive[i] {
+                continue;
+            }
+            for &need in &needs[i] {
+                let sat = *ok.entry(need).or_insert_with(|| {
+                    made.iter()
+                        .any(|p| target.resources[need].accepts(&target.resources[*p]))
+                });
+                if !sat {
+                    alive[i] = false;
+                    changed = true;
+                    reasons[i] = Some(format!(
+                        "{}: no enabled call can create resource `{}`",
+                        target.syscalls[i].pos, target.resources[need].name
                     ));
                     break;
                 }
             }
         }
-        if drop.is_empty() {
-            return;
-        }
-        let ids: HashSet<SyscallId> = drop.iter().map(|(i, _)| *i).collect();
-        for (id, reason) in drop {
-            let name = target.syscalls[id].name.clone();
-            target.disabled.push(DisabledCall { name, reason });
-        }
-        target.syscalls.retain(|s| !ids.contains(&s.id));
-        for (i, s) in target.syscalls.iter_mut().enumerate() {
-            s.id = i;
+        if !changed {
+            break;
         }
     }
+    for (i, reason) in reasons.into_iter().enumerate() {
+        if let Some(reason) = reason {
+            let name = target.syscalls[i].name.clone();
+            target.disabled.push(DisabledCall { name, reason });
+        }
+    }
+    let mut i = 0;
+    target.syscalls.retain(|_| {
+        i += 1;
+        alive[i - 1]
+    });
+    for (i, s) in target.syscalls.iter_mut().enumerate() {
+        s.id = i;
+    }
+}
+
+/// The resource kinds a call can create: its return value and what it writes.
+pub fn produced_resources(target: &Target, call: &Syscall) -> HashSet<ResourceId> {
+    let mut out: HashSet<ResourceId> = call.ret.into_iter().collect();
+    walk_call_types(target, call, &mut |t, dir, _| {
+        if let TypeKind::Resource(r) = t.kind {
+            if dir.writes() {
+                out.insert(r);
+            }
+        }
+    });
+    out
 }
 
 /// Walks every type reachable from a call's arguments with its effective direction.
@@ -428,21 +549,6 @@ pub fn produces(target: &Target, call: &Syscall, r: ResourceId) -> bool {
     found
 }
 
-fn uses_resource(target: &Target, call: &Syscall, r: ResourceId, required_only: bool) -> bool {
-    let mut found = false;
-    walk_call_types(target, call, &mut |t, dir, optional| {
-        if let TypeKind::Resource(id) = t.kind {
-            if dir.reads()
-                && (!required_only || !optional)
-                && target.resources[r].accepts(&target.resources[id])
-            {
-                found = true;
-            }
-        }
-    });
-    found
-}
-
 /// Resources a call cannot do without (non-optional inputs).
 pub fn required_resources(target: &Target, call: &Syscall) -> Vec<ResourceId> {
     let mut out = Vec::new();
@@ -457,13 +563,15 @@ pub fn required_resources(target: &Target, call: &Syscall) -> Vec<ResourceId> {
 }
 
 fn subst_expr(e: &TypeExpr, map: &HashMap<String, TypeArg>) -> TypeArg {
-    if e.args.is_empty() {
-        if let Some(a) = map.get(&e.name) {
-            return a.clone();
-        }
+    let mut name = e.name.clone();
+    match map.get(&e.name) {
+        Some(a) if e.args.is_empty() => return a.clone(),
+        // `BASE[0:4]` with BASE = int32: the parameter names the type that takes the args.
+        Some(TypeArg::Type(t)) if t.args.is_empty() => name = t.name.clone(),
+        _ => {}
     }
     TypeArg::Type(TypeExpr {
-        name: e.name.clone(),
+        name,
         args: e.args.iter().map(|a| subst_arg(a, map)).collect(),
         pos: e.pos.clone(),
     })
@@ -475,6 +583,11 @@ fn subst_arg(a: &TypeArg, map: &HashMap<String, TypeArg>) -> TypeArg {
         TypeArg::Colon(x, y) => {
             TypeArg::Colon(Box::new(subst_arg(x, map)), Box::new(subst_arg(y, map)))
         }
+        TypeArg::Binary(op, x, y) => TypeArg::Binary(
+            *op,
+            Box::new(subst_arg(x, map)),
+            Box::new(subst_arg(y, map)),
+        ),
         other => other.clone(),
     }
 }
@@ -536,7 +649,8 @@ impl<'a> Builder<'a> {
                     }
                 }
                 "ignore_return" | "breaks_returns" | "no_generate" | "no_minimize" | "fsck"
-                | "remote_cover" | "snapshot" => {}
+                | "remote_cover" | "snapshot" | "automatic_helper" | "kfuzz_test" | "no_squash" => {
+                }
                 other => return err(&a.pos, format!("unknown call attribute `{other}`")),
             }
         }
@@ -592,6 +706,7 @@ impl<'a> Builder<'a> {
         match a {
             TypeArg::Int(i, _) => Ok(*i as u64),
             TypeArg::Type(t) if t.args.is_empty() => self.const_value(&t.name, &t.pos),
+            TypeArg::Binary(op, x, y) => Ok(op.apply(self.value(x)?, self.value(y)?)),
             other => err(other.pos(), "expected a number or a constant name"),
         }
     }
@@ -599,6 +714,7 @@ impl<'a> Builder<'a> {
     fn const_value(&self, name: &str, pos: &Pos) -> R<u64> {
         match self.consts.get(name) {
             Some(v) => Ok(*v),
+            None if name == "PTR_SIZE" => Ok(8),
             None => err(
                 pos,
                 format!("constant `{name}` is not defined by the tree's headers"),
@@ -607,13 +723,58 @@ impl<'a> Builder<'a> {
     }
 
     fn values(&self, vals: &[(Value, Pos)]) -> R<Vec<u64>> {
-        vals.iter()
-            .map(|(v, p)| match v {
-                Value::Int(i) => Ok(*i as u64),
-                Value::Ident(s) => self.const_value(s, p),
-                Value::Str(_) => err(p, "a string in an integer flag set"),
-            })
-            .collect()
+        Ok(self
+            .named_values(vals, 0)?
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect())
+    }
+
+    /// A flag set's values with the constant names they came from; a value naming another
+    /// flag set stands for all of that set's values.
+    fn named_values(&self, vals: &[(Value, Pos)], depth: usize) -> R<Vec<(Option<String>, u64)>> {
+        let mut out = Vec::new();
+        for (v, p) in vals {
+            match v {
+                Value::Int(i) => out.push((None, *i as u64)),
+                Value::Ident(s) => match self.flag_nodes.get(s.as_str()) {
+                    Some((inner, _)) if !self.consts.contains_key(s) => {
+                        if depth > 16 {
+                            return err(p, format!("flag set `{s}` includes itself"));
+                        }
+                        out.extend(self.named_values(inner, depth + 1)?);
+                    }
+                    _ => out.push((Some(s.clone()), self.const_value(s, p)?)),
+                },
+                Value::Str(_) => return err(p, "a string in an integer flag set"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The strings of string flag set `name`, nested sets expanded.
+    fn string_values(&self, name: &str, pos: &Pos, depth: usize) -> R<Vec<Vec<u8>>> {
+        let Some((vals, p)) = self.flag_nodes.get(name).copied() else {
+            return err(pos, format!("unknown string flag set `{name}`"));
+        };
+        let mut out = Vec::new();
+        for (v, vp) in vals {
+            match v {
+                Value::Str(s) => out.push(str_bytes(s)),
+                Value::Ident(inner)
+                    if self.flag_nodes.contains_key(inner.as_str()) && depth < 16 =>
+                {
+                    out.extend(self.string_values(inner, vp, depth + 1)?)
+                }
+                _ => {
+                    return err(
+                        vp,
+                        format!("`{name}` ({p}) is used as a string set but holds a non-string"),
+                    )
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn range(&self, a: &TypeArg) -> R<(u64, u64)> {
@@ -687,9 +848,54 @@ impl<'a> Builder<'a> {
     }
 
     fn ty(&mut self, e: &TypeExpr) -> R<Type> {
-        let args = &e.args;
+        self.ty_with_bits(e, None)
+    }
+
+    fn ty_with_bits(&mut self, e: &TypeExpr, bits: Option<u64>) -> R<Type> {
+        self.depth += 1;
+        let r = if self.depth > MAX_TYPE_DEPTH {
+            err(
+                &e.pos,
+                format!(
+                    "`{}` expands deeper than {MAX_TYPE_DEPTH} levels (a type alias or template that uses itself?)",
+                    e.name
+                ),
+            )
+        } else {
+            self.ty_bits(e, bits)
+        };
+        self.depth -= 1;
+        r
+    }
+
+    /// A type, `bits` wide when it is a bitfield (`int16:3`, or `const[X, int16:3]`).
+    fn ty_bits(&mut self, e: &TypeExpr, mut bits: Option<u64>) -> R<Type> {
+        // The underlying integer of const/flags/len/proc may carry a width: `int16:14`.
+        let stripped;
+        let mut args: Vec<&TypeArg> = e.args.iter().collect();
+        if let Some(TypeArg::Colon(t, w)) = args.last() {
+            if let (TypeArg::Type(t), false) = (
+                t.as_ref(),
+                matches!(
+                    e.name.as_str(),
+                    "len"
+                        | "bytesize"
+                        | "bytesize2"
+                        | "bytesize4"
+                        | "bytesize8"
+                        | "bitsize"
+                        | "offsetof"
+                ) && args.len() == 1,
+            ) {
+                if int_base(&t.name).is_some() {
+                    bits = Some(self.value(w)?);
+                    stripped = TypeArg::Type(t.clone());
+                    args.pop();
+                    args.push(&stripped);
+                }
+            }
+        }
         let mut opt = false;
-        let mut args: Vec<&TypeArg> = args.iter().collect();
         if let Some(TypeArg::Type(t)) = args.last() {
             if t.name == "opt" && t.args.is_empty() {
                 opt = true;
@@ -710,6 +916,90 @@ impl<'a> Builder<'a> {
             Ok(())
         };
         let kind = match e.name.as_str() {
+            n if int_base(n).is_some()
+                && matches!(args.first(), Some(TypeArg::Type(f)) if f.args.is_empty() && self.flag_nodes.contains_key(f.name.as_str())) =>
+            {
+                // `int32[flagname]`: any of the set's values, not combined.
+                want(1, 1, "[flag set]")?;
+                let (size, _) = int_base(n).unwrap_or((8, false));
+                let Some(TypeArg::Type(f)) = args.first() else {
+                    return err(&e.pos, "expected a flag set");
+                };
+                let (vals, names) = self.flag_values(&f.name, size, &f.pos)?;
+                TypeKind::Flags {
+                    size,
+                    vals,
+                    bitmask: false,
+                    names,
+                }
+            }
+            "boolptr" => TypeKind::Int {
+                size: 8,
+                range: Some((0, 1)),
+                align: 0,
+                be: false,
+            },
+            "fileoff" if !self.typedefs.contains_key("fileoff") => {
+                want(0, 1, "[intN]")?;
+                match args.first() {
+                    Some(TypeArg::Type(t)) => {
+                        let mut ty = self.ty(t)?;
+                        ty.opt |= opt;
+                        return Ok(ty);
+                    }
+                    _ => TypeKind::Int {
+                        size: 8,
+                        range: None,
+                        align: 0,
+                        be: false,
+                    },
+                }
+            }
+            "optional" if !self.typedefs.contains_key("optional") => {
+                // The builtin `type optional[T] [ val T; void void ] [varlen]`.
+                want(1, 1, "[type]")?;
+                let TypeArg::Type(inner) = args[0] else {
+                    return err(args[0].pos(), "expected a type");
+                };
+                let key = format!("optional[{}]", arg_key(args[0]));
+                let field = |name: &str, ty: TypeExpr| Field {
+                    name: name.into(),
+                    ty,
+                    bits: None,
+                    attrs: Vec::new(),
+                    pos: e.pos.clone(),
+                };
+                let def = StructDef {
+                    name: key.clone(),
+                    is_union: true,
+                    fields: vec![
+                        field("val", inner.clone()),
+                        field(
+                            "void",
+                            TypeExpr {
+                                name: "void".into(),
+                                args: Vec::new(),
+                                pos: e.pos.clone(),
+                            },
+                        ),
+                    ],
+                    attrs: vec![TypeExpr {
+                        name: "varlen".into(),
+                        args: Vec::new(),
+                        pos: e.pos.clone(),
+                    }],
+                    pos: e.pos.clone(),
+                };
+                TypeKind::Struct(self.struct_def(&key, &def)?)
+            }
+            "text" => {
+                // Machine code of a kind: fuzzed as bytes.
+                want(1, 1, "[x86_real|x86_16|x86_32|x86_64|arm64]")?;
+                TypeKind::Buffer {
+                    dir: Dir::In,
+                    kind: BufferKind::Blob { range: None },
+                }
+            }
             n if int_base(n).is_some() => {
                 let (size, be) = int_base(n).unwrap_or((8, false));
                 want(0, 2, "[range] or [range, align]")?;
@@ -754,30 +1044,9 @@ impl<'a> Builder<'a> {
                 let TypeArg::Type(f) = args[0] else {
                     return err(args[0].pos(), "expected a flag set name");
                 };
-                let Some((vals, _)) = self.flag_nodes.get(f.name.as_str()).copied() else {
-                    return err(&f.pos, format!("unknown flag set `{}`", f.name));
-                };
                 let (size, _) = self.size_arg(args.get(1).copied())?;
-                let vals: Vec<u64> = self
-                    .values(vals)?
-                    .into_iter()
-                    .map(|v| v & mask(size))
-                    .collect();
+                let (vals, names) = self.flag_values(&f.name, size, &f.pos)?;
                 let bitmask = vals.iter().all(|v| *v == 0 || v.is_power_of_two()) && vals.len() > 1;
-                let names = self
-                    .flag_nodes
-                    .get(f.name.as_str())
-                    .map(|(nodes, _)| {
-                        nodes
-                            .iter()
-                            .zip(&vals)
-                            .filter_map(|((v, _), val)| match v {
-                                Value::Ident(n) => Some((n.clone(), *val)),
-                                _ => None,
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
                 TypeKind::Flags {
                     size,
                     vals,
@@ -785,7 +1054,8 @@ impl<'a> Builder<'a> {
                     names,
                 }
             }
-            "len" | "bytesize" | "bytesize2" | "bytesize4" | "bytesize8" | "bitsize" => {
+            "len" | "bytesize" | "bytesize2" | "bytesize4" | "bytesize8" | "bitsize"
+            | "offsetof" => {
                 want(1, 2, "[target] or [target, intN]")?;
                 let mut path = Vec::new();
                 fn flatten(a: &TypeArg, out: &mut Vec<String>) -> bool {
@@ -805,6 +1075,7 @@ impl<'a> Builder<'a> {
                 let unit = match e.name.as_str() {
                     "len" => LenUnit::Elems,
                     "bitsize" => LenUnit::Bits,
+                    "offsetof" => LenUnit::Offset,
                     "bytesize" => LenUnit::Bytes(1),
                     n => LenUnit::Bytes(n[8..].parse().unwrap_or(1)),
                 };
@@ -851,29 +1122,21 @@ impl<'a> Builder<'a> {
             "string" | "stringnoz" => {
                 want(0, 2, "[literal or string flag set] or [.., size]")?;
                 let noz = e.name == "stringnoz";
+                if let Some(TypeArg::Type(t)) = args.first() {
+                    if t.name == "filename" && !self.flag_nodes.contains_key("filename") {
+                        let mut ty = Type::new(TypeKind::Buffer {
+                            dir: Dir::In,
+                            kind: BufferKind::Filename { noz },
+                        });
+                        ty.opt = opt;
+                        return Ok(ty);
+                    }
+                }
                 let values = match args.first() {
                     None => Vec::new(),
-                    Some(TypeArg::Str(s, _)) => vec![s.as_bytes().to_vec()],
+                    Some(TypeArg::Str(s, _)) => vec![str_bytes(s)],
                     Some(TypeArg::Type(t)) if t.args.is_empty() => {
-                        let Some((vals, p)) = self.flag_nodes.get(t.name.as_str()).copied() else {
-                            return err(&t.pos, format!("unknown string flag set `{}`", t.name));
-                        };
-                        let mut out = Vec::new();
-                        for (v, vp) in vals {
-                            match v {
-                                Value::Str(s) => out.push(s.as_bytes().to_vec()),
-                                _ => {
-                                    return err(
-                                        vp,
-                                        format!(
-                                        "`{}` ({p}) is used as a string set but holds a non-string",
-                                        t.name
-                                    ),
-                                    )
-                                }
-                            }
-                        }
-                        out
+                        self.string_values(&t.name, &t.pos, 0)?
                     }
                     Some(other) => {
                         return err(
@@ -882,15 +1145,32 @@ impl<'a> Builder<'a> {
                         )
                     }
                 };
-                if args.len() == 2 {
-                    return err(
-                        &e.pos,
-                        "fixed-size strings (`string[x, N]`) are not supported yet",
-                    );
-                }
-                TypeKind::Buffer {
-                    dir: Dir::In,
-                    kind: BufferKind::String { values, noz },
+                match args.get(1) {
+                    // `string["foo", 16]`: each value padded with zeros to exactly 16 bytes.
+                    Some(a) => {
+                        let n = self.value(a)?;
+                        if n == 0 || n > 1 << 16 || values.is_empty() {
+                            return err(
+                                a.pos(),
+                                format!("a fixed-size string takes values and a size of 1 to 65536 bytes, found {n}"),
+                            );
+                        }
+                        let values = values
+                            .into_iter()
+                            .map(|mut v| {
+                                v.resize(n as usize, 0);
+                                v
+                            })
+                            .collect();
+                        TypeKind::Buffer {
+                            dir: Dir::In,
+                            kind: BufferKind::String { values, noz: true },
+                        }
+                    }
+                    None => TypeKind::Buffer {
+                        dir: Dir::In,
+                        kind: BufferKind::String { values, noz },
+                    },
                 }
             }
             "filename" => {
@@ -942,7 +1222,7 @@ impl<'a> Builder<'a> {
                 }
             }
             "void" => TypeKind::Void,
-            "fmt" | "text" | "glob" | "csum" | "compressed_image" | "offsetof" | "optional" => {
+            "fmt" | "glob" | "csum" | "compressed_image" => {
                 return err(
                     &e.pos,
                     format!("type `{}` is not supported by kfuzz yet", e.name),
@@ -993,14 +1273,31 @@ impl<'a> Builder<'a> {
                                 .fields
                                 .iter()
                                 .map(|f| {
+                                    let mut bits = f.bits.as_ref().map(|b| subst_arg(b, &map));
                                     let ty = match subst_expr(&f.ty, &map) {
                                         TypeArg::Type(t) => t,
+                                        // A bitfield passed as an argument: `T` = `int8:3`.
+                                        TypeArg::Colon(t, b) => match *t {
+                                            TypeArg::Type(t) => {
+                                                bits = Some(*b);
+                                                t
+                                            }
+                                            _ => f.ty.clone(),
+                                        },
                                         _ => f.ty.clone(),
                                     };
                                     Field {
                                         name: f.name.clone(),
                                         ty,
-                                        attrs: f.attrs.clone(),
+                                        bits,
+                                        attrs: f
+                                            .attrs
+                                            .iter()
+                                            .map(|a| match subst_expr(a, &map) {
+                                                TypeArg::Type(t) => t,
+                                                _ => a.clone(),
+                                            })
+                                            .collect(),
                                         pos: f.pos.clone(),
                                     }
                                 })
@@ -1028,7 +1325,39 @@ impl<'a> Builder<'a> {
                 }
             }
         };
-        Ok(Type { kind, opt })
+        let mut ty = Type::new(kind);
+        ty.opt = opt;
+        if let Some(len) = bits {
+            let Some(size) = int_size(&ty.kind, &self.resources) else {
+                return err(&e.pos, format!("`{}` cannot be a bitfield", e.name));
+            };
+            if len == 0 || len > u64::from(size) * 8 {
+                return err(
+                    &e.pos,
+                    format!("a bitfield of {len} bits does not fit in {size} bytes"),
+                );
+            }
+            ty.bitfield = Some(Bitfield {
+                offset: 0,
+                len: len as u8,
+                last: true,
+            });
+        }
+        Ok(ty)
+    }
+
+    /// The values of flag set `name` (masked to `size` bytes) and its named values for C output.
+    fn flag_values(&self, name: &str, size: u8, pos: &Pos) -> R<FlagValues> {
+        let Some((nodes, _)) = self.flag_nodes.get(name).copied() else {
+            return err(pos, format!("unknown flag set `{name}`"));
+        };
+        let named = self.named_values(nodes, 0)?;
+        let vals: Vec<u64> = named.iter().map(|(_, v)| v & mask(size)).collect();
+        let names = named
+            .into_iter()
+            .filter_map(|(n, v)| Some((n?, v & mask(size))))
+            .collect();
+        Ok((vals, names))
     }
 
     fn dir(&self, a: &TypeArg) -> R<Dir> {
@@ -1058,19 +1387,24 @@ impl<'a> Builder<'a> {
         let result = (|| {
             let mut fields = Vec::new();
             for f in &s.fields {
-                let ty = self.ty(&f.ty)?;
+                let bits = f.bits.as_ref().map(|b| self.value(b)).transpose()?;
+                let ty = self.ty_with_bits(&f.ty, bits)?;
                 let mut dir = None;
                 for a in &f.attrs {
                     dir = Some(match a.name.as_str() {
                         "in" => Dir::In,
                         "out" => Dir::Out,
                         "inout" => Dir::InOut,
-                        other => {
+                        "if" => {
                             return err(
                                 &a.pos,
-                                format!("field attribute `{other}` is not supported"),
+                                "conditional fields (`if[...]`) are not supported by kfuzz yet",
                             )
                         }
+                        "out_overlay" => {
+                            return err(&a.pos, "`out_overlay` is not supported by kfuzz yet")
+                        }
+                        other => return err(&a.pos, format!("unknown field attribute `{other}`")),
                     });
                 }
                 fields.push(FieldDesc {
@@ -1079,6 +1413,7 @@ impl<'a> Builder<'a> {
                     dir,
                 });
             }
+            place_bitfields(&mut fields);
             let (mut packed, mut align, mut size, mut varlen) = (false, None, None, false);
             for a in &s.attrs {
                 match (a.name.as_str(), a.args.first()) {
@@ -1115,6 +1450,58 @@ impl<'a> Builder<'a> {
     }
 }
 
+/// Gives consecutive bitfields their offsets in the units they share: a bitfield starts a new
+/// unit when its size differs from the unit's or it does not fit in what is left; the last
+/// bitfield of a unit is the one that takes up its bytes.
+fn place_bitfields(fields: &mut [FieldDesc]) {
+    let mut used: Option<(u8, u8)> = None; // (unit bits, bits used)
+    for i in 0..fields.len() {
+        let (len, unit) = match (fields[i].ty.bitfield, int_kind_size(&fields[i].ty.kind)) {
+            (Some(b), Some(s)) => (b.len, s * 8),
+            _ => {
+                used = None;
+                continue;
+            }
+        };
+        let offset = match used {
+            Some((u, n)) if u == unit && n + len <= u => n,
+            _ => 0,
+        };
+        if offset > 0 {
+            // The previous bitfield shares this unit: it no longer ends it.
+            if let Some(prev) = fields[i - 1].ty.bitfield.as_mut() {
+                prev.last = false;
+            }
+        }
+        if let Some(b) = fields[i].ty.bitfield.as_mut() {
+            b.offset = offset;
+            b.last = true;
+        }
+        used = Some((unit, offset + len));
+    }
+}
+
+/// The size of an integer kind that may be a bitfield (resources never are).
+fn int_kind_size(kind: &TypeKind) -> Option<u8> {
+    match kind {
+        TypeKind::Int { size, .. }
+        | TypeKind::Const { size, .. }
+        | TypeKind::Flags { size, .. }
+        | TypeKind::Len { size, .. }
+        | TypeKind::Proc { size, .. } => Some(*size),
+        _ => None,
+    }
+}
+
+/// A string literal's bytes: the lexer keeps a `hex` blob's bytes as chars U+0000..U+00FF.
+fn str_bytes(s: &str) -> Vec<u8> {
+    if s.chars().all(|c| (c as u32) < 256) {
+        s.chars().map(|c| c as u8).collect()
+    } else {
+        s.as_bytes().to_vec()
+    }
+}
+
 fn arg_key(a: &TypeArg) -> String {
     match a {
         TypeArg::Type(t) if t.args.is_empty() => t.name.clone(),
@@ -1126,5 +1513,6 @@ fn arg_key(a: &TypeArg) -> String {
         TypeArg::Int(i, _) => i.to_string(),
         TypeArg::Str(s, _) => format!("{s:?}"),
         TypeArg::Colon(x, y) => format!("{}:{}", arg_key(x), arg_key(y)),
+        TypeArg::Binary(op, x, y) => format!("({}{}{})", arg_key(x), op.symbol(), arg_key(y)),
     }
 }

@@ -48,6 +48,8 @@ pub enum LenUnit {
     /// `bytesize` (1), `bytesize4` (4), …
     Bytes(u64),
     Bits,
+    /// `offsetof[field]`: the byte offset of a sibling field in the enclosing struct.
+    Offset,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -119,11 +121,28 @@ pub enum TypeKind {
 pub struct Type {
     pub kind: TypeKind,
     pub opt: bool,
+    /// `int16:3` in a struct: where the value sits in the integer unit it shares with its
+    /// neighbours.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bitfield: Option<Bitfield>,
+}
+
+/// A bitfield: `len` bits at bit `offset` of an integer unit of the type's size. Consecutive
+/// bitfields of a struct share units; only the last of a unit takes up its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Bitfield {
+    pub offset: u8,
+    pub len: u8,
+    pub last: bool,
 }
 
 impl Type {
     pub fn new(kind: TypeKind) -> Type {
-        Type { kind, opt: false }
+        Type {
+            kind,
+            opt: false,
+            bitfield: None,
+        }
     }
 }
 
