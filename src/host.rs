@@ -3,8 +3,12 @@
 
 use std::path::Path;
 
-/// kfuzz's cache outside any tree (`$XDG_CACHE_HOME/kfuzz` or `~/.cache/kfuzz`).
+/// kfuzz's cache outside any tree: `$KFUZZ_CACHE_DIR`, else `$XDG_CACHE_HOME/kfuzz` or
+/// `~/.cache/kfuzz`.
 pub fn cache_dir() -> std::path::PathBuf {
+    if let Some(dir) = std::env::var_os("KFUZZ_CACHE_DIR").filter(|d| !d.is_empty()) {
+        return std::path::PathBuf::from(dir);
+    }
     std::env::var_os("XDG_CACHE_HOME")
         .map(std::path::PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))

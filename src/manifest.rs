@@ -397,7 +397,9 @@ files = []
 syscalls = ["shm*", "msg*", "sem*"]
 # Calls never fuzzed (globs).
 disable = []
-# Extra syzlang description folders (a syzkaller checkout's sys/linux works too).
+# Extra syzlang description folders, relative to the tree (a syzkaller checkout's
+# sys/linux works too). "syzkaller" means syzkaller's own descriptions at the commit kfuzz
+# pins ("syzkaller@REV" for another), fetched once with `kfuzz descriptions fetch`.
 descriptions = []
 # Where the corpus and crashes live, relative to the tree root.
 workdir = ".kfuzz/work"

@@ -108,6 +108,7 @@ pub fn exec(mut args: Args, shell: &Shell) -> anyhow::Result<i32> {
                 commit: None,
                 symbols: None,
                 seed: Some(1),
+                tree: Some(l.tree.clone()),
             },
             &quiet,
         )?;

@@ -5,6 +5,7 @@ pub mod boot;
 pub mod build;
 pub mod corpus;
 pub mod crashes;
+pub mod descriptions;
 pub mod doctor;
 pub mod execprog;
 pub mod init;
@@ -52,6 +53,7 @@ pub enum Command {
     Doctor(doctor::Args),
     Boot(boot::Args),
     Syscalls(syscalls::Args),
+    Descriptions(descriptions::Args),
     Prog(prog::Args),
     Report(report::Args),
     Run(run::Args),
@@ -85,6 +87,7 @@ pub fn run(cli: Cli, shell: &Shell) -> anyhow::Result<i32> {
         Command::Doctor(a) => doctor::exec(a, shell),
         Command::Boot(a) => boot::exec(a, shell),
         Command::Syscalls(a) => syscalls::exec(a, shell),
+        Command::Descriptions(a) => descriptions::exec(a, shell),
         Command::Prog(a) => prog::exec(a, shell),
         Command::Report(a) => report::exec(a, shell),
         Command::Run(a) => run::exec(a, shell),

@@ -129,6 +129,7 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
             commit: crate::host::git_commit(&l.tree.root),
             symbols: crate::kernel::symbols::load_for(&spec_kernel, shell),
             seed: args.seed,
+            tree: Some(l.tree.clone()),
         },
         shell,
     )?;

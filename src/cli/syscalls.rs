@@ -1,9 +1,14 @@
-//! `kfuzz syscalls [--syscalls GLOBS] [--disable GLOBS] [--descriptions DIR]`
+//! `kfuzz syscalls [--syscalls GLOBS] [--disable GLOBS] [--descriptions DIR]`: the selected calls
+//! on stdout, a summary by description file (disabled calls counted by reason) on stderr, and
+//! every disabled call with `-v`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use kfuzz_prog::summary::{summarize, FileSummary, Summary};
 
 use crate::manifest::Manifest;
-use crate::shell::Shell;
+use crate::shell::{Shell, Verbosity};
 
 /// Which calls the descriptions give for this tree, which a glob selects, and why others are out
 #[derive(Debug, clap::Args)]
@@ -24,7 +29,8 @@ pub struct TargetArgs {
     /// Calls never to fuzz (globs)
     #[arg(long, value_name = "GLOBS")]
     pub disable: Vec<String>,
-    /// Add a folder of syzlang descriptions (repeatable; a same-named file replaces ours)
+    /// Add a folder of syzlang descriptions (repeatable; a same-named file replaces ours);
+    /// `syzkaller` or `syzkaller@REV` for those `kfuzz descriptions fetch` brought in
     #[arg(long, value_name = "DIR")]
     pub descriptions: Vec<PathBuf>,
 }
@@ -41,13 +47,21 @@ impl TargetArgs {
     pub fn load(&self, shell: &Shell) -> anyhow::Result<Loaded> {
         let tree = super::current_tree()?;
         let manifest = Manifest::load(&tree.manifest_path())?;
-        let mut dirs: Vec<PathBuf> = manifest
-            .fuzz
-            .descriptions
-            .iter()
-            .map(|d| tree.root.join(d))
-            .collect();
-        dirs.extend(self.descriptions.iter().cloned());
+        let mut dirs = Vec::new();
+        for d in &manifest.fuzz.descriptions {
+            dirs.push(
+                crate::descriptions::resolve_entry(d, &tree.root).with_context(|| {
+                    format!(
+                        "{}: [fuzz] descriptions entry `{}`",
+                        tree.manifest_path().display(),
+                        d.display()
+                    )
+                })?,
+            );
+        }
+        for d in &self.descriptions {
+            dirs.push(crate::descriptions::resolve_entry(d, Path::new(""))?);
+        }
         let loaded = crate::kernel::target::load(&tree, &dirs, shell)?;
         let globs = if self.syscalls.is_empty() {
             manifest.fuzz.syscalls.clone()
@@ -56,7 +70,7 @@ impl TargetArgs {
         };
         let mut disable = manifest.fuzz.disable.clone();
         disable.extend(self.disable.iter().cloned());
-        let selection = kfuzz_prog::select::select(&loaded.target, &globs, &disable);
+        let selection = kfuzz_prog::select::select(&loaded.target, &globs, &disable)?;
         Ok(Loaded {
             tree,
             manifest,
@@ -71,6 +85,18 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
     let t = &l.loaded.target;
     for w in &t.warnings {
         shell.warn(w);
+    }
+    for w in &t.shadowed {
+        shell.verbose("Shadowed", w);
+    }
+    if !t.shadowed.is_empty() {
+        shell.note(
+            "Shadowed",
+            format!(
+                "{} declarations made again by later description files; the first is used (-v lists them)",
+                t.shadowed.len()
+            ),
+        );
     }
     shell.status(
         "Loaded",
@@ -90,14 +116,39 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
         }
         shell.json(&serde_json::json!({"reason": "syscall", "name": name, "enabled": true, "added_for": l.selection.added_for.get(name)}));
     }
+    let verbose = shell.verbosity == Verbosity::Verbose;
     for d in &t.disabled {
-        shell.println(format!("  disabled {}: {}", d.name, d.reason));
+        if verbose {
+            shell.println(format!("  disabled {}: {}", d.name, d.reason));
+        }
         shell.json(&serde_json::json!({"reason": "syscall", "name": d.name, "enabled": false, "why": d.reason}));
     }
+    print_summary(&summarize(t, &l.selection.enabled), shell);
     if args.all {
         for (n, why) in &l.selection.left_out {
             shell.println(format!("  left out {n}: {why}"));
         }
+    }
+    // Calls the build's .config compiles out (none when the tree is not built yet).
+    let calls: Vec<_> = l
+        .selection
+        .enabled
+        .iter()
+        .map(|id| &t.syscalls[*id])
+        .collect();
+    let names = calls.iter().map(|s| s.call_name.as_str());
+    match crate::kernel::syscall_config::missing_syscalls(&l.tree, names) {
+        Ok(missing) => {
+            for s in &calls {
+                if let Some(why) = missing.get(&s.call_name) {
+                    shell.println(format!("  not in this kernel: {} ({why})", s.name));
+                    let msg =
+                        serde_json::json!({"reason": "not-in-kernel", "name": s.name, "why": why});
+                    shell.json(&msg);
+                }
+            }
+        }
+        Err(e) => shell.warn(format!("{e:#} (looking for calls the .config leaves out)")),
     }
     shell.status(
         "Selected",
@@ -108,4 +159,85 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
         ),
     );
     Ok(0)
+}
+
+/// How many reason classes a file's summary line names before "N more".
+const CLASSES_PER_FILE: usize = 2;
+/// How many reason classes the overall list shows.
+const TOP_REASONS: usize = 10;
+
+/// The per-file table and the most common reasons on stderr, and as JSON objects.
+fn print_summary(summary: &Summary, shell: &Shell) {
+    let short = |file: &str| file.rsplit('/').next().unwrap_or(file).to_string();
+    let width = summary
+        .files
+        .iter()
+        .map(|f| short(&f.file).len())
+        .max()
+        .unwrap_or(0);
+    shell.status(
+        "Summary",
+        format!(
+            "{:<width$} {:>7} {:>8} {:>8}",
+            "file", "enabled", "disabled", "selected"
+        ),
+    );
+    // By file name, whichever folder it comes from (ours, syzkaller's, the user's).
+    let mut files: Vec<&FileSummary> = summary.files.iter().collect();
+    files.sort_by_key(|f| (short(&f.file), f.file.as_str()));
+    for f in files {
+        let mut why: Vec<String> = f
+            .disabled_by
+            .iter()
+            .take(CLASSES_PER_FILE)
+            .map(|(class, n)| format!("{n} {class}"))
+            .collect();
+        if f.disabled_by.len() > CLASSES_PER_FILE {
+            why.push(format!("{} more", f.disabled_by.len() - CLASSES_PER_FILE));
+        }
+        let why = if why.is_empty() {
+            String::new()
+        } else {
+            format!("  ({})", why.join("; "))
+        };
+        shell.status(
+            "",
+            format!(
+                "{:<width$} {:>7} {:>8} {:>8}{why}",
+                short(&f.file),
+                f.enabled,
+                f.disabled,
+                f.selected
+            ),
+        );
+        let by: Vec<serde_json::Value> = f
+            .disabled_by
+            .iter()
+            .map(|(class, n)| serde_json::json!({"why": class, "calls": n}))
+            .collect();
+        shell.json(&serde_json::json!({
+            "reason": "description-file",
+            "file": f.file,
+            "enabled": f.enabled,
+            "disabled": f.disabled,
+            "selected": f.selected,
+            "disabled_by": by,
+        }));
+    }
+    let total: usize = summary.reasons.iter().map(|(_, n)| n).sum();
+    if total > 0 {
+        shell.status(
+            "Disabled",
+            format!("{total} calls, most often because (`-v` lists each call):"),
+        );
+        for (class, n) in summary.reasons.iter().take(TOP_REASONS) {
+            shell.status("", format!("{n:>6}  {class}"));
+        }
+    }
+    let reasons: Vec<serde_json::Value> = summary
+        .reasons
+        .iter()
+        .map(|(class, n)| serde_json::json!({"why": class, "calls": n}))
+        .collect();
+    shell.json(&serde_json::json!({"reason": "disabled-reasons", "reasons": reasons}));
 }

@@ -4,11 +4,12 @@
 
 pub mod corpus;
 pub mod crashes;
+pub mod probe;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use kfuzz_prog::gen::{self, ChoiceTable};
@@ -54,6 +55,8 @@ pub struct FuzzOptions {
     /// The kernel's symbols, to record corpus programs' coverage as function+offset.
     pub symbols: Option<std::sync::Arc<crate::kernel::symbols::Symbols>>,
     pub seed: Option<u64>,
+    /// The kernel tree, to name the config option a call the guest lacks would need.
+    pub tree: Option<crate::kernel::tree::KernelTree>,
 }
 
 #[derive(Default)]
@@ -135,7 +138,10 @@ struct Ctx<'a> {
 
 pub struct Fuzzer {
     opts: FuzzOptions,
-    ct: ChoiceTable,
+    /// Replaced once, when the first VM's kernel says which enabled calls it lacks.
+    ct: RwLock<Arc<ChoiceTable>>,
+    /// The kernel's support for the enabled calls has been checked (see `probe`).
+    probed: Mutex<bool>,
     state: Mutex<State>,
     pub stats: Stats,
     pub stop: AtomicBool,
@@ -199,7 +205,8 @@ impl Fuzzer {
         }
         Ok(Arc::new(Fuzzer {
             opts,
-            ct,
+            ct: RwLock::new(Arc::new(ct)),
+            probed: Mutex::new(false),
             state: Mutex::new(state),
             stats: Stats::default(),
             stop: AtomicBool::new(false),
@@ -335,6 +342,10 @@ impl Fuzzer {
 
     /// Fuzzes on one booted VM, one thread per proc, until it crashes or the run stops.
     fn fuzz_vm(&self, mut vm: Vm, rng: &mut impl Rng) -> Vm {
+        self.probe_once(&mut vm);
+        if self.stop.load(Ordering::SeqCst) {
+            return vm;
+        }
         let procs = match vm.procs(self.opts.procs) {
             Ok(p) => p,
             Err(e) => {
@@ -402,8 +413,53 @@ impl Fuzzer {
         }
     }
 
+    fn choice_table(&self) -> Arc<ChoiceTable> {
+        match self.ct.read() {
+            Ok(ct) => Arc::clone(&ct),
+            Err(p) => Arc::clone(&p.into_inner()),
+        }
+    }
+
+    /// The first VM ready asks its kernel which enabled calls it lacks, and those are dropped
+    /// for the run with a warning each (see `probe`). VMs that get here meanwhile wait for the
+    /// answer; a VM that fails to answer leaves the question to the next one.
+    fn probe_once(&self, vm: &mut Vm) {
+        let Ok(mut done) = self.probed.lock() else {
+            return;
+        };
+        if *done {
+            return;
+        }
+        let t = &*self.opts.target;
+        let enabled = self.choice_table().enabled.clone();
+        let tree = self.opts.tree.as_ref();
+        let Some(kept) = probe::check_vm(vm, t, &enabled, tree, &self.shell) else {
+            return;
+        };
+        *done = true;
+        if kept.len() == enabled.len() {
+            return;
+        }
+        if kept.is_empty() {
+            self.shell
+                .warn("none of the selected calls can run on this kernel; stopping");
+            self.stop.store(true, Ordering::SeqCst);
+            return;
+        }
+        self.shell.status(
+            "Enabled",
+            format!("{} of {} calls on this kernel", kept.len(), enabled.len()),
+        );
+        let ct = Arc::new(ChoiceTable::new(t, &kept));
+        match self.ct.write() {
+            Ok(mut c) => *c = ct,
+            Err(p) => *p.into_inner() = ct,
+        }
+    }
+
     fn next_prog(&self, rng: &mut impl Rng) -> Prog {
         let t = &*self.opts.target;
+        let ct = self.choice_table();
         let pick = self.state.lock().ok().and_then(|s| {
             if s.corpus.is_empty() || self.opts.no_feedback || rng.gen_ratio(1, 10) {
                 return None;
@@ -422,10 +478,10 @@ impl Fuzzer {
             Some((s.corpus[chosen].prog.clone(), s.corpus[other].prog.clone()))
         });
         match pick {
-            Some((p, other)) => mutate::mutate(t, &self.ct, rng, &p, &[other]),
+            Some((p, other)) => mutate::mutate(t, &ct, rng, &p, &[other]),
             None => {
                 let n = rng.gen_range(1..8);
-                gen::generate(t, &self.ct, rng, n)
+                gen::generate(t, &ct, rng, n)
             }
         }
     }

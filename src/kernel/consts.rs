@@ -77,6 +77,7 @@ impl HeaderSet {
         flags.extend(
             [
                 "-D__KERNEL__",
+                "-O2",
                 "-DKBUILD_MODNAME=\"kfuzz\"",
                 "-DKBUILD_BASENAME=\"kfuzz\"",
                 "-DCC_USING_FENTRY",
@@ -290,6 +291,25 @@ fn compile_values(f: &FileConsts, headers: &HeaderSet) -> anyhow::Result<HashMap
             let values = read_array(&o, names.len())?;
             return Ok(names.into_iter().zip(values).collect());
         }
+        if let Some(d) = std::env::var_os("KFUZZ_DEBUG_CONSTS") {
+            let base = std::path::Path::new(&d).join(
+                Path::new(&f.file)
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+            let view = if headers.prelude.is_empty() { "k" } else { "u" };
+            let _ = std::fs::write(base.with_extension(format!("{view}{_attempt}.c")), &src);
+            let _ = std::fs::write(
+                base.with_extension(format!("{view}{_attempt}.err")),
+                format!(
+                    "{:?}\n{}",
+                    headers.flags,
+                    String::from_utf8_lossy(&out.stderr)
+                ),
+            );
+        }
         let bad = failures(&String::from_utf8_lossy(&out.stderr), &map);
         if bad.is_empty() {
             // An error the lines do not explain: the file gets no values, and its constants
@@ -417,7 +437,14 @@ mod tests {
         f.includes = vec!["k.h".into(), "missing/header.h".into(), "stddef.h".into()];
         let h = HeaderSet::uapi(&inc, "gcc");
         let cache = tmp.path().join("cache");
-        let got = extract(&[f.clone()], &[h.clone()], &cache, 2, &|_, _| {}).unwrap();
+        let got = extract(
+            std::slice::from_ref(&f),
+            std::slice::from_ref(&h),
+            &cache,
+            2,
+            &|_, _| {},
+        )
+        .unwrap();
         assert_eq!(got["A"], 7);
         assert_eq!(got["B"], 40);
         assert_eq!(got["C"], u64::MAX);

@@ -3,8 +3,12 @@
 pub mod baseline;
 pub mod build;
 pub mod compiler;
+pub mod consts;
 pub mod fragments;
+pub mod kbuild;
 pub mod kconfig;
 pub mod symbols;
+pub mod syscall_config;
+pub mod syscall_sources;
 pub mod target;
 pub mod tree;

@@ -367,6 +367,22 @@ impl Vm {
         matches!(self.child.try_wait(), Ok(Some(_)))
     }
 
+    /// Asks the executor what the kernel has (see `HostMsg::CheckSupport`): one answer per
+    /// check. Before `procs`, like every request on the VM itself.
+    pub fn check_support(
+        &mut self,
+        checks: &[kfuzz_wire::SupportCheck],
+    ) -> anyhow::Result<Vec<kfuzz_wire::Support>> {
+        // The executor gives up on a call after 2 s.
+        let n = checks.len() as u32;
+        let wait = self.scaled(Duration::from_secs(30)) + Duration::from_secs(2) * n;
+        match self.request(&HostMsg::CheckSupport(checks.to_vec()), wait)? {
+            GuestMsg::Support(s) if s.len() == checks.len() => Ok(s),
+            GuestMsg::Error(e) => bail!("vm{}: {e}", self.index),
+            other => bail!("vm{}: unexpected reply {other:?}", self.index),
+        }
+    }
+
     pub fn coverage_probe(&mut self) -> anyhow::Result<GuestMsg> {
         let t = self.scaled(Duration::from_secs(20));
         self.request(&HostMsg::CoverageProbe, t)

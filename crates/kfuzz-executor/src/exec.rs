@@ -15,10 +15,11 @@ use kfuzz_wire::{
 };
 
 use crate::kcov::{self, Kcov, KcovRef};
+use crate::pseudo;
 
 /// Where the host puts pointer arguments (kfuzz_prog::prog::DATA_BASE / DATA_SIZE).
-const DATA_BASE: u64 = 0x2000_0000;
-const DATA_SIZE: usize = 16 << 20;
+pub const DATA_BASE: u64 = 0x2000_0000;
+pub const DATA_SIZE: usize = 16 << 20;
 const MAX_CALLS: usize = 64;
 const KCOV_WORDS: usize = 256 << 10;
 /// KCOV handles for threaded mode: calls left blocked keep theirs; later calls without a free
@@ -426,7 +427,10 @@ fn var(vars: &[Option<u64>], v: u32, d: u64) -> u64 {
     vars.get(v as usize).copied().flatten().unwrap_or(d)
 }
 
-fn syscall(nr: u64, a: &[u64; 6]) -> (i64, i32) {
+fn syscall(nr: u64, a: &pseudo::Args) -> (i64, i32) {
+    if let Some(p) = kfuzz_wire::PseudoCall::from_nr(nr) {
+        return pseudo::run(p, a);
+    }
     // SAFETY: the fuzzed syscall itself; arguments are whatever the program says.
     let ret = unsafe { libc::syscall(nr as libc::c_long, a[0], a[1], a[2], a[3], a[4], a[5]) };
     let errno = if ret == -1 {
@@ -441,7 +445,7 @@ type Pool = Arc<Mutex<Vec<(u32, KcovRef)>>>;
 
 /// Runs one call on a thread of its own; the outcome arrives on the returned channel, unless
 /// the call blocks for good. None when no thread could be made.
-fn spawn_call(nr: u64, a: [u64; 6], pool: Option<Pool>) -> Option<mpsc::Receiver<Outcome>> {
+fn spawn_call(nr: u64, a: pseudo::Args, pool: Option<Pool>) -> Option<mpsc::Receiver<Outcome>> {
     let (tx, rx) = mpsc::channel();
     let give_back = |pool: &Option<Pool>, k: (u32, KcovRef)| {
         if let Some(Ok(mut p)) = pool.as_ref().map(|p| p.lock()) {
@@ -504,6 +508,10 @@ impl Child {
         let (cmd_fd, done_fd) = (keep(cmd.into_raw_fd()), keep(done.into_raw_fd()));
         self.kcov = self.kcov.map(|k| k.with_fd(keep(k.fd())));
         self.pool = self.pool.iter().map(|k| k.with_fd(keep(k.fd()))).collect();
+        // A number kept for the tap device of `syz_emit_ethernet`, made when a program needs it.
+        if let Ok(null) = std::fs::File::open("/dev/null") {
+            pseudo::reserve_tap_fd(keep(null.into_raw_fd()));
+        }
         let first_free = next as libc::c_uint;
         close_from(first_free);
         // SAFETY: the fds were dup2'ed above and are owned by these Files alone.
@@ -521,6 +529,7 @@ impl Child {
                 Ok(m) => m,
                 Err(_) => return 0,
             };
+            pseudo::before_program(&prog);
             let fresh =
                 opts.threaded || opts.collide || opts.comparisons || opts.sandbox != Sandbox::None;
             let mut hanged = false;
@@ -549,6 +558,7 @@ impl Child {
                 self.run_here(&prog, &opts, dir, &mut persistent);
                 close_from(first_free);
             }
+            pseudo::after_program(&prog, dir);
             clean_dir(dir);
             if done.write_all(&[u8::from(hanged)]).is_err() {
                 return 0;
@@ -700,7 +710,7 @@ impl Child {
 }
 
 /// A call on this thread, interrupted by SIGALRM after `timeout_ms` (0: never).
-fn plain_call(nr: u64, a: &[u64; 6], kcov: Option<KcovRef>, timeout_ms: u64) -> Outcome {
+fn plain_call(nr: u64, a: &pseudo::Args, kcov: Option<KcovRef>, timeout_ms: u64) -> Outcome {
     let start = kcov.map(|k| k.count());
     if timeout_ms > 0 {
         arm(Duration::from_millis(timeout_ms));
@@ -735,7 +745,7 @@ struct Leftovers {
 }
 
 impl Leftovers {
-    fn note(&mut self, nr: u64, a: &[u64; 6], ret: i64) {
+    fn note(&mut self, nr: u64, a: &pseudo::Args, ret: i64) {
         let nr = nr as libc::c_long;
         let outside =
             |addr: i64| (addr as u64) < DATA_BASE || (addr as u64) >= DATA_BASE + DATA_SIZE as u64;
@@ -883,9 +893,9 @@ fn arm(t: Duration) {
     unsafe { libc::setitimer(libc::ITIMER_REAL, &it, std::ptr::null_mut()) };
 }
 
-fn args(call: &ExecCall, vars: &[Option<u64>]) -> [u64; 6] {
-    let mut a = [0u64; 6];
-    for (j, arg) in call.args.iter().take(6).enumerate() {
+fn args(call: &ExecCall, vars: &[Option<u64>]) -> pseudo::Args {
+    let mut a: pseudo::Args = [0; kfuzz_wire::PSEUDO_MAX_ARGS];
+    for (j, arg) in call.args.iter().take(a.len()).enumerate() {
         a[j] = match arg {
             ExecArg::Const(v) => *v,
             ExecArg::Var { var: v, default } => var(vars, *v, *default),

@@ -9,7 +9,9 @@ mod exec;
 mod init;
 mod kcov;
 mod microbench;
+mod pseudo;
 mod serve;
+mod support;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

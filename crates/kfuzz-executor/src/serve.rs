@@ -150,6 +150,7 @@ pub fn run() -> i32 {
             }
             HostMsg::RawLoop { millis } => raw_loop(millis),
             HostMsg::WriteFile { path, data, mode } => write_file(&path, &data, mode),
+            HostMsg::CheckSupport(checks) => GuestMsg::Support(crate::support::check(&checks)),
             HostMsg::Shutdown => {
                 println!("kfuzz-executor: shutting down");
                 // A reboot, not a power-off: QEMU runs with -no-reboot and exits on it, and it

@@ -36,7 +36,7 @@ pub enum TypeArg {
 }
 
 /// The operators of syzlang expressions, loosest first: `||`, then `==`/`!=`, then `&`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum BinOp {
     Or,
     Eq,

@@ -46,6 +46,8 @@ pub fn default_arg(target: &Target, t: &Type) -> Arg {
                 range: Some((lo, _)),
             } => vec![0; *lo as usize],
             BufferKind::Blob { range: None } => Vec::new(),
+            // An empty image: mounting needs no device.
+            BufferKind::Compressed => Vec::new(),
         }),
         TypeKind::Array { elem, len } => {
             let n = match len {
@@ -86,6 +88,13 @@ pub struct ChoiceTable {
 impl ChoiceTable {
     /// Weights grow with the resources two calls share (one makes what the other takes).
     pub fn new(target: &Target, enabled: &[SyscallId]) -> ChoiceTable {
+        // `no_generate` calls (those taking filesystem images) are only run from program text.
+        let enabled: Vec<SyscallId> = enabled
+            .iter()
+            .copied()
+            .filter(|id| !target.syscalls[*id].no_generate)
+            .collect();
+        let enabled = &enabled[..];
         let uses: Vec<Vec<ResourceId>> = enabled
             .iter()
             .map(|id| {
@@ -164,7 +173,17 @@ pub struct Builder<'a, R: Rng> {
     depth: usize,
     /// Never insert producer calls (used for values generated outside a program).
     pub no_producers: bool,
+    /// The variables the first `.0` calls define (`.1`: the variable counter then), so that
+    /// each resource argument does not walk every earlier call again. Reset by `insert_call`.
+    vars_cache: (usize, VarId, Vec<(VarId, ResourceId)>),
+    /// Producer calls still allowed for the call being inserted: an array of 255 resources
+    /// whose producer does not always make one must not insert 255 producers, each with
+    /// arrays of their own.
+    producers_left: usize,
 }
+
+/// Producer calls one inserted call may bring with it.
+const MAX_PRODUCERS: usize = 8;
 
 impl<'a, R: Rng> Builder<'a, R> {
     pub fn new(target: &'a Target, ct: &'a ChoiceTable, rng: &'a mut R, prog: Prog) -> Self {
@@ -177,6 +196,8 @@ impl<'a, R: Rng> Builder<'a, R> {
             next_addr,
             depth: 0,
             no_producers: false,
+            vars_cache: (0, 0, Vec::new()),
+            producers_left: MAX_PRODUCERS,
         }
     }
 
@@ -192,6 +213,8 @@ impl<'a, R: Rng> Builder<'a, R> {
 
     /// Appends a generated call (and any producers it needs) at position `at`.
     pub fn insert_call(&mut self, at: usize, id: SyscallId) -> usize {
+        self.vars_cache = (0, 0, Vec::new());
+        self.producers_left = MAX_PRODUCERS;
         let mut calls_before = self.prog.calls.split_off(at);
         std::mem::swap(&mut calls_before, &mut self.prog.calls);
         // self.prog.calls now holds the prefix; `calls_before` the suffix.
@@ -220,14 +243,24 @@ impl<'a, R: Rng> Builder<'a, R> {
         self.prog.calls.push(call);
     }
 
-    fn vars_of(&self, want: ResourceId) -> Vec<VarId> {
+    fn vars_of(&mut self, want: ResourceId) -> Vec<VarId> {
         let target = self.target;
-        self.prog
-            .calls
+        let len = self.prog.calls.len();
+        // Calls only appended since: extend the cache; fewer calls: start again.
+        if len < self.vars_cache.0 {
+            self.vars_cache = (0, 0, Vec::new());
+        }
+        let from = self.vars_cache.0;
+        for c in &self.prog.calls[from..] {
+            self.vars_cache.2.extend(defined_vars(target, c));
+        }
+        self.vars_cache.0 = len;
+        self.vars_cache.1 = self.prog.next_var;
+        self.vars_cache
+            .2
             .iter()
-            .flat_map(|c| defined_vars(target, c))
             .filter(|(_, r)| target.resources[want].accepts(&target.resources[*r]))
-            .map(|(v, _)| v)
+            .map(|(v, _)| *v)
             .collect()
     }
 
@@ -261,6 +294,7 @@ impl<'a, R: Rng> Builder<'a, R> {
                 let mut vars = self.vars_of(*r);
                 if vars.is_empty()
                     && !self.no_producers
+                    && self.producers_left > 0
                     && self.depth < 3
                     && !self.rng.gen_ratio(1, 20)
                 {
@@ -280,6 +314,7 @@ impl<'a, R: Rng> Builder<'a, R> {
                         .collect();
                     if !compatible.is_empty() {
                         let p = compatible[self.rng.gen_range(0..compatible.len())];
+                        self.producers_left -= 1;
                         self.depth += 1;
                         self.gen_call(p);
                         self.depth -= 1;
@@ -349,6 +384,8 @@ impl<'a, R: Rng> Builder<'a, R> {
                     }
                     v
                 }
+                // Calls taking images are `no_generate`; an image is never made up.
+                BufferKind::Compressed => Vec::new(),
                 BufferKind::Blob { range } => {
                     let (lo, hi) = range.unwrap_or((0, 64));
                     let n = self.rng.gen_range(lo..=hi.max(lo));
@@ -460,6 +497,8 @@ pub fn rand_flags(rng: &mut impl Rng, vals: &[u64], bitmask: bool, size: u8) -> 
 
 /// Recomputes every `len`/`bytesize` in a call from what it measures.
 pub fn fix_lens(target: &Target, call: &mut Call) {
+    // Conditions first: the options they choose change sizes.
+    crate::cond::fix_conditions(target, call);
     let meta = &target.syscalls[call.meta];
     let fields: Vec<&FieldDesc> = meta.args.iter().collect();
     fix_level(target, &fields, &mut call.args, None, false);

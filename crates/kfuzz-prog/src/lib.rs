@@ -3,15 +3,18 @@
 //! and the encoding the executor runs. Pure: no I/O beyond the text it is given.
 
 pub mod ast;
+pub mod cond;
 pub mod csource;
 pub mod exec;
 pub mod gen;
 pub mod hints;
+pub mod image;
 pub mod minimize;
 pub mod mutate;
 pub mod parser;
 pub mod prog;
 pub mod select;
+pub mod summary;
 pub mod target;
 pub mod text;
 pub mod types;

@@ -624,22 +624,36 @@ impl<'a> Builder<'a> {
         numbers: &HashMap<String, u64>,
     ) -> R<Syscall> {
         let call_name = name.split('$').next().unwrap_or(name).to_string();
-        if call_name.starts_with("syz_") {
-            return err(
-                pos,
-                format!("pseudo-syscall `{call_name}` is not supported by kfuzz's executor"),
-            );
-        }
-        let Some(nr) = numbers.get(&call_name) else {
-            return err(pos, format!("`{call_name}` is not in the tree's syscall table (arch/x86/entry/syscalls/syscall_64.tbl)"));
+        // Pseudo-calls get numbers of their own, which the executor runs itself.
+        let (nr, max_args) = if call_name.starts_with("syz_") {
+            match kfuzz_wire::PseudoCall::from_name(&call_name) {
+                Some(p) => (p.nr(), kfuzz_wire::PSEUDO_MAX_ARGS),
+                None => {
+                    return err(
+                        pos,
+                        format!(
+                            "pseudo-syscall `{call_name}` is not implemented by kfuzz's executor"
+                        ),
+                    )
+                }
+            }
+        } else {
+            match numbers.get(&call_name) {
+                Some(nr) => (*nr, 6),
+                None => return err(pos, format!("`{call_name}` is not in the tree's syscall table (arch/x86/entry/syscalls/syscall_64.tbl)")),
+            }
         };
-        if args.len() > 6 {
+        if args.len() > max_args {
             return err(
                 pos,
-                format!("{} arguments: a syscall takes at most 6", args.len()),
+                format!(
+                    "{} arguments: `{call_name}` takes at most {max_args}",
+                    args.len()
+                ),
             );
         }
         let mut timeout_ms = None;
+        let mut no_generate = false;
         for a in attrs {
             match a.name.as_str() {
                 "disabled" => return err(&a.pos, "marked (disabled) in the descriptions"),
@@ -648,9 +662,9 @@ impl<'a> Builder<'a> {
                         timeout_ms = Some(self.value(arg)?);
                     }
                 }
-                "ignore_return" | "breaks_returns" | "no_generate" | "no_minimize" | "fsck"
-                | "remote_cover" | "snapshot" | "automatic_helper" | "kfuzz_test" | "no_squash" => {
-                }
+                "no_generate" => no_generate = true,
+                "ignore_return" | "breaks_returns" | "no_minimize" | "fsck" | "remote_cover"
+                | "snapshot" | "automatic_helper" | "kfuzz_test" | "no_squash" => {}
                 other => return err(&a.pos, format!("unknown call attribute `{other}`")),
             }
         }
@@ -676,6 +690,7 @@ impl<'a> Builder<'a> {
                 name: a.name.clone(),
                 ty,
                 dir: None,
+                cond: None,
             });
         }
         let ret = match ret {
@@ -694,10 +709,11 @@ impl<'a> Builder<'a> {
             id: 0,
             name: name.to_string(),
             call_name,
-            nr: *nr,
+            nr,
             args: fields,
             ret,
             timeout_ms,
+            no_generate,
             pos: pos.to_string(),
         })
     }
@@ -1222,7 +1238,14 @@ impl<'a> Builder<'a> {
                 }
             }
             "void" => TypeKind::Void,
-            "fmt" | "glob" | "csum" | "compressed_image" => {
+            "compressed_image" => {
+                want(0, 0, "no arguments")?;
+                TypeKind::Buffer {
+                    dir: Dir::In,
+                    kind: BufferKind::Compressed,
+                }
+            }
+            "fmt" | "glob" | "csum" => {
                 return err(
                     &e.pos,
                     format!("type `{}` is not supported by kfuzz yet", e.name),
@@ -1369,6 +1392,70 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// The union standing for conditional field `key` of type `ty`.
+    fn conditional_field(&mut self, key: &str, ty: Type, cond: Cond) -> StructId {
+        if let Some(id) = self.struct_ids.get(key) {
+            return *id;
+        }
+        let not = Cond::Binary(BinOp::Eq, Box::new(cond.clone()), Box::new(Cond::Const(0)));
+        let id = self.structs.len();
+        self.structs.push(StructDesc {
+            name: key.to_string(),
+            is_union: true,
+            fields: vec![
+                FieldDesc {
+                    name: "value".into(),
+                    ty,
+                    dir: None,
+                    cond: Some(cond),
+                },
+                FieldDesc {
+                    name: "void".into(),
+                    ty: Type::new(TypeKind::Void),
+                    dir: None,
+                    cond: Some(not),
+                },
+            ],
+            packed: false,
+            align: None,
+            size: None,
+            varlen: true,
+            conditional: true,
+        });
+        self.struct_ids.insert(key.to_string(), id);
+        id
+    }
+
+    /// A field condition: `value[path]`, constants and `||`, `==`, `!=`, `&`.
+    fn cond(&self, a: &TypeArg) -> R<Cond> {
+        Ok(match a {
+            TypeArg::Binary(op, x, y) => {
+                Cond::Binary(*op, Box::new(self.cond(x)?), Box::new(self.cond(y)?))
+            }
+            TypeArg::Type(t) if t.name == "value" => {
+                let [path] = t.args.as_slice() else {
+                    return err(&t.pos, "expected value[path:to:field]");
+                };
+                let mut out = Vec::new();
+                fn flatten(a: &TypeArg, out: &mut Vec<String>) -> bool {
+                    match a {
+                        TypeArg::Type(t) if t.args.is_empty() => {
+                            out.push(t.name.clone());
+                            true
+                        }
+                        TypeArg::Colon(x, y) => flatten(x, out) && flatten(y, out),
+                        _ => false,
+                    }
+                }
+                if !flatten(path, &mut out) {
+                    return err(path.pos(), "expected a field path like parent:flags");
+                }
+                Cond::Value(out)
+            }
+            other => Cond::Const(self.value(other)?),
+        })
+    }
+
     fn struct_def(&mut self, key: &str, s: &StructDef) -> R<StructId> {
         if let Some(id) = self.struct_ids.get(key) {
             return Ok(*id);
@@ -1382,24 +1469,27 @@ impl<'a> Builder<'a> {
             align: None,
             size: None,
             varlen: false,
+            conditional: false,
         });
         self.struct_ids.insert(key.to_string(), id);
         let result = (|| {
             let mut fields = Vec::new();
             for f in &s.fields {
                 let bits = f.bits.as_ref().map(|b| self.value(b)).transpose()?;
-                let ty = self.ty_with_bits(&f.ty, bits)?;
+                let mut ty = self.ty_with_bits(&f.ty, bits)?;
                 let mut dir = None;
+                let mut cond = None;
                 for a in &f.attrs {
                     dir = Some(match a.name.as_str() {
                         "in" => Dir::In,
                         "out" => Dir::Out,
                         "inout" => Dir::InOut,
                         "if" => {
-                            return err(
-                                &a.pos,
-                                "conditional fields (`if[...]`) are not supported by kfuzz yet",
-                            )
+                            let [c] = a.args.as_slice() else {
+                                return err(&a.pos, "expected one condition: if[expression]");
+                            };
+                            cond = Some(self.cond(c)?);
+                            continue;
                         }
                         "out_overlay" => {
                             return err(&a.pos, "`out_overlay` is not supported by kfuzz yet")
@@ -1407,10 +1497,24 @@ impl<'a> Builder<'a> {
                         other => return err(&a.pos, format!("unknown field attribute `{other}`")),
                     });
                 }
+                if let (Some(c), false) = (&cond, s.is_union) {
+                    if ty.bitfield.is_some() {
+                        return err(&f.pos, "a bitfield cannot be conditional");
+                    }
+                    // A conditional struct field is a union of the value (while the condition
+                    // holds) and nothing, as syzkaller's programs write it (`@value=…`/`@void`).
+                    ty = Type::new(TypeKind::Struct(self.conditional_field(
+                        &format!("{key}.{}", f.name),
+                        ty,
+                        c.clone(),
+                    )));
+                    cond = None;
+                }
                 fields.push(FieldDesc {
                     name: f.name.clone(),
                     ty,
                     dir,
+                    cond,
                 });
             }
             place_bitfields(&mut fields);

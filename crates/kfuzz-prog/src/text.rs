@@ -101,8 +101,17 @@ fn fmt_arg(
                 TypeKind::Buffer { dir: bd, .. } if *bd == Dir::Out => Dir::Out,
                 _ => dir,
             };
+            let compressed = matches!(
+                t.kind,
+                TypeKind::Buffer {
+                    kind: BufferKind::Compressed,
+                    ..
+                }
+            );
             if dir == Dir::Out {
                 let _ = write!(out, "\"\"/{}", d.len());
+            } else if compressed {
+                let _ = write!(out, "\"${}\"", crate::image::encode_base64(d));
             } else if readable(d) {
                 out.push('\'');
                 for &b in d {
@@ -153,8 +162,12 @@ fn fmt_arg(
         Arg::Union { field, arg } => {
             if let TypeKind::Struct(id) = &t.kind {
                 let f = &target.structs[*id].fields[*field];
-                let _ = write!(out, "@{}=", f.name);
-                fmt_arg(target, &f.ty, f.dir.unwrap_or(dir), arg, used, names, out);
+                let _ = write!(out, "@{}", f.name);
+                // A void option has no value: `@void`, as syzkaller writes it.
+                if f.ty.kind != TypeKind::Void {
+                    out.push('=');
+                    fmt_arg(target, &f.ty, f.dir.unwrap_or(dir), arg, used, names, out);
+                }
             }
         }
     }
@@ -354,6 +367,29 @@ fn raw(c: &mut Cursor) -> PR<Raw> {
                 vma,
                 pointee,
                 col,
+            })
+        }
+        // A compressed image: `"$<base64>"`.
+        b'"' if c.s.get(c.i + 1) == Some(&b'$') => {
+            c.i += 2;
+            let s = c.i;
+            while c.i < c.s.len() && c.s[c.i] != b'"' && c.s[c.i] != b'\n' {
+                c.i += 1;
+            }
+            if c.peek() != b'"' {
+                return c.err("unterminated image data: expected `\"`");
+            }
+            let bytes = match crate::image::decode_base64(&c.s[s..c.i]) {
+                Ok(b) => b,
+                Err(at) => {
+                    c.i = s + at;
+                    return c.err("expected base64 in \"$...\" image data");
+                }
+            };
+            c.i += 1;
+            Ok(Raw::Data {
+                bytes,
+                out_len: None,
             })
         }
         b'"' => {

@@ -54,9 +54,19 @@ pub enum LenUnit {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum BufferKind {
-    Blob { range: Option<(u64, u64)> },
-    String { values: Vec<Vec<u8>>, noz: bool },
-    Filename { noz: bool },
+    Blob {
+        range: Option<(u64, u64)>,
+    },
+    String {
+        values: Vec<Vec<u8>>,
+        noz: bool,
+    },
+    Filename {
+        noz: bool,
+    },
+    /// `compressed_image`: a zlib-compressed filesystem image, inflated by the executor; in
+    /// program text `"$<base64>"`.
+    Compressed,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -152,6 +162,18 @@ pub struct FieldDesc {
     pub ty: Type,
     /// `(in)`/`(out)`/`(inout)` on a struct field; None: the enclosing direction.
     pub dir: Option<Dir>,
+    /// `(if[...])` on a union option: it may be chosen only while this holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cond: Option<Cond>,
+}
+
+/// A condition over the values of other fields: `value[flags] & F != 0`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Cond {
+    Const(u64),
+    /// `value[a:b]`: a path as `len` takes (`parent`, a struct's name, `syscall`, fields).
+    Value(Vec<String>),
+    Binary(crate::ast::BinOp, Box<Cond>, Box<Cond>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -165,6 +187,10 @@ pub struct StructDesc {
     pub size: Option<u64>,
     /// A union whose size is the chosen option's (`varlen`).
     pub varlen: bool,
+    /// The union standing for a conditional struct field (`f T (if[c])`): options `value`
+    /// (while `c` holds) and `void`; its conditions read the enclosing struct.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub conditional: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -179,6 +205,9 @@ pub struct Syscall {
     pub ret: Option<ResourceId>,
     /// `timeout[N]` in ms, if given.
     pub timeout_ms: Option<u64>,
+    /// `no_generate`: programs may contain the call (read from text) but generation never
+    /// picks it.
+    pub no_generate: bool,
     /// Where it is declared (`ipc.txt:53:1`).
     pub pos: String,
 }

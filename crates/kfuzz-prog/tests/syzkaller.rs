@@ -93,7 +93,7 @@ fn syzkaller_sys_linux_loads_with_its_const_files() {
         *reasons.entry(key).or_default() += 1;
     }
     let mut top: Vec<_> = reasons.into_iter().collect();
-    top.sort_by(|a, b| b.1.cmp(&a.1));
+    top.sort_by_key(|t| std::cmp::Reverse(t.1));
     eprintln!(
         "{} files, {} calls: {} enabled, {} disabled (parse {:?}, total {:?})",
         files.len(),
@@ -123,4 +123,62 @@ fn syzkaller_sys_linux_loads_with_its_const_files() {
         dir.display()
     );
     assert!(target.syscalls.len() > 1000, "too few calls enabled");
+
+    // Every enabled call: generated programs print, read back to the same text, and encode.
+    use rand::SeedableRng;
+    let t1 = std::time::Instant::now();
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
+    let mut bad = Vec::new();
+    let only = std::env::var("KFUZZ_SYZKALLER_ONLY").ok();
+    for id in 0..target.syscalls.len() {
+        if only
+            .as_ref()
+            .is_some_and(|o| !target.syscalls[id].name.contains(o.as_str()))
+        {
+            continue;
+        }
+        let started = std::time::Instant::now();
+        if std::env::var_os("KFUZZ_SYZKALLER_TRACE").is_some() {
+            eprintln!("{}", target.syscalls[id].name);
+        }
+        let ct = kfuzz_prog::gen::ChoiceTable::new(&target, &[id]);
+        for _ in 0..3 {
+            let p = kfuzz_prog::gen::generate(&target, &ct, &mut rng, 2);
+            if only.is_some() {
+                eprintln!("  generated in {:?}", started.elapsed());
+            }
+            let text = kfuzz_prog::text::format(&target, &p);
+            if only.is_some() {
+                eprintln!("  printed in {:?}: {} bytes", started.elapsed(), text.len());
+            }
+            match kfuzz_prog::text::parse(&target, &text) {
+                Ok(back) => {
+                    let again = kfuzz_prog::text::format(&target, &back);
+                    if again != text {
+                        bad.push(format!(
+                            "{}: round trip changed\n{text}{again}",
+                            target.syscalls[id].name
+                        ));
+                    }
+                }
+                Err(e) => bad.push(format!("{}: {e}\n{text}", target.syscalls[id].name)),
+            }
+            kfuzz_prog::exec::encode(&target, &p);
+        }
+        if started.elapsed() > std::time::Duration::from_secs(1) {
+            bad.push(format!(
+                "{}: 3 programs took {:?}",
+                target.syscalls[id].name,
+                started.elapsed()
+            ));
+        }
+    }
+    eprintln!(
+        "generated, printed, parsed and encoded 3 programs per call in {:?}",
+        t1.elapsed()
+    );
+    for b in bad.iter().take(10) {
+        eprintln!("{b}");
+    }
+    assert!(bad.is_empty(), "{} programs did not round-trip", bad.len());
 }

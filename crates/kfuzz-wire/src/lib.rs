@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 /// Bumped on every incompatible change; the handshake refuses a mismatch.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Frames larger than this are refused rather than allocated.
 pub const MAX_FRAME: u32 = 64 << 20;
@@ -94,8 +94,38 @@ pub enum HostMsg {
         data: Vec<u8>,
         mode: u32,
     },
+    /// Find out which of these the guest's kernel has, before fuzzing the calls that need
+    /// them; answered with `GuestMsg::Support`, one answer per check, in the same order.
+    CheckSupport(Vec<SupportCheck>),
     /// End the guest (QEMU exits).
     Shutdown,
+}
+
+/// Something a call needs from the guest's kernel (see `HostMsg::CheckSupport`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SupportCheck {
+    /// The syscall exists: issued with invalid arguments, it does not fail with ENOSYS. The
+    /// executor issues it in a child process of its own, killed if it does not return.
+    Syscall { nr: u64 },
+    /// The file exists (a device node, a `/proc` or `/sys` entry).
+    Path { path: String },
+    /// `socket(domain, ty, proto)` does not fail with EAFNOSUPPORT.
+    Socket { domain: u64, ty: u64, proto: u64 },
+}
+
+/// The answer to one `SupportCheck`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Support {
+    Yes,
+    /// ENOSYS: the kernel was built without the syscall.
+    NoSyscall,
+    /// ENOENT: the path does not exist.
+    NoPath,
+    /// EAFNOSUPPORT: the kernel has no such address family.
+    NoFamily,
+    /// The check did not finish (the call blocked, or ended the process that made it): the
+    /// guest cannot tell.
+    Unknown(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -212,6 +242,8 @@ pub enum GuestMsg {
         millis: u64,
         kcov: bool,
     },
+    /// The answers to `HostMsg::CheckSupport`, in its order.
+    Support(Vec<Support>),
     /// A request failed before it could run (e.g. the program does not exist).
     Error(String),
 }
@@ -281,6 +313,95 @@ pub struct Copyout {
     pub addr: u64,
     pub size: u8,
     pub var: u32,
+}
+
+// Pseudo-calls: syzkaller's `syz_*` calls that the executor implements itself. The host gives
+// each the number `PSEUDO_BASE + index` as its `ExecCall::nr`, far above any real syscall; the
+// executor runs numbers in that range itself instead of issuing them.
+
+/// The first pseudo-call number.
+pub const PSEUDO_BASE: u64 = 0x10000;
+
+/// Pseudo-calls take up to this many arguments (syscalls: 6).
+pub const PSEUDO_MAX_ARGS: usize = 9;
+
+/// A pseudo-call the executor implements. The order is the numbering: append, never reorder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PseudoCall {
+    /// `syz_open_dev(dev, id, flags)`: opens `dev` with each `#` replaced by a digit of `id`;
+    /// with `dev` 0xc or 0xb, the char or block device `major:minor` (`id`, `flags`).
+    OpenDev,
+    /// `syz_open_procfs(pid, file)`: `/proc/self/<file>` (pid 0), `/proc/thread-self/<file>`
+    /// (-1), else `/proc/self/task/<pid>/<file>`; read-write, or read-only if that fails.
+    OpenProcfs,
+    /// `syz_open_pts(ptmx fd, flags)`: the pty slave of a ptmx fd (`TIOCGPTN`).
+    OpenPts,
+    /// `syz_genetlink_get_family_id(name, netlink fd or -1)`: the generic netlink family's id.
+    GenetlinkGetFamilyId,
+    /// `syz_init_net_socket(domain, type, proto)`: a socket in the initial network namespace.
+    InitNetSocket,
+    /// `syz_emit_ethernet(len, packet, frags)`: writes a frame to the `syz_tun` tap device.
+    EmitEthernet,
+    /// `syz_mount_image(fs, dir, flags, opts, chdir, size, zlib image)`: mounts the image
+    /// (through a loop device when it is not empty) and returns the mount point opened.
+    MountImage,
+}
+
+impl PseudoCall {
+    pub const ALL: [PseudoCall; 7] = [
+        PseudoCall::OpenDev,
+        PseudoCall::OpenProcfs,
+        PseudoCall::OpenPts,
+        PseudoCall::GenetlinkGetFamilyId,
+        PseudoCall::InitNetSocket,
+        PseudoCall::EmitEthernet,
+        PseudoCall::MountImage,
+    ];
+
+    /// The call's name in the descriptions (`syz_open_dev`).
+    pub fn name(self) -> &'static str {
+        match self {
+            PseudoCall::OpenDev => "syz_open_dev",
+            PseudoCall::OpenProcfs => "syz_open_procfs",
+            PseudoCall::OpenPts => "syz_open_pts",
+            PseudoCall::GenetlinkGetFamilyId => "syz_genetlink_get_family_id",
+            PseudoCall::InitNetSocket => "syz_init_net_socket",
+            PseudoCall::EmitEthernet => "syz_emit_ethernet",
+            PseudoCall::MountImage => "syz_mount_image",
+        }
+    }
+
+    /// The number programs carry for it (`ExecCall::nr`).
+    pub fn nr(self) -> u64 {
+        PSEUDO_BASE + self as u64
+    }
+
+    pub fn from_nr(nr: u64) -> Option<PseudoCall> {
+        let i = usize::try_from(nr.checked_sub(PSEUDO_BASE)?).ok()?;
+        PseudoCall::ALL.get(i).copied()
+    }
+
+    /// By call name, without the `$variant` (`syz_open_dev`).
+    pub fn from_name(name: &str) -> Option<PseudoCall> {
+        PseudoCall::ALL.into_iter().find(|p| p.name() == name)
+    }
+}
+
+#[cfg(test)]
+mod pseudo_tests {
+    use super::*;
+
+    #[test]
+    fn pseudo_calls_round_trip_through_numbers_and_names() {
+        for p in PseudoCall::ALL {
+            assert_eq!(PseudoCall::from_nr(p.nr()), Some(p));
+            assert_eq!(PseudoCall::from_name(p.name()), Some(p));
+        }
+        assert_eq!(PseudoCall::OpenDev.nr(), 0x10000);
+        assert_eq!(PseudoCall::from_nr(2), None);
+        assert_eq!(PseudoCall::from_nr(PSEUDO_BASE + 100), None);
+        assert_eq!(PseudoCall::from_name("syz_kvm_setup_cpu"), None);
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -367,6 +488,11 @@ mod tests {
                 total_pcs: 300,
                 syscalls: vec!["getppid".into()],
             })),
+            GuestMsg::Support(vec![
+                Support::Yes,
+                Support::NoSyscall,
+                Support::Unknown("killed by signal 9".into()),
+            ]),
         ];
         let mut buf = Vec::new();
         for m in &msgs {
