@@ -28,6 +28,8 @@ pub struct HeaderSet {
     flags: Vec<String>,
     /// Lines before the includes.
     prelude: &'static str,
+    /// What `incdir` paths are relative to: the tree.
+    root: PathBuf,
     /// Hashes into the cache key: what the flags point at.
     identity: Vec<u8>,
 }
@@ -97,17 +99,19 @@ impl HeaderSet {
             cc: cc.to_string(),
             flags,
             prelude: "",
+            root: tree.root.clone(),
             identity,
         })
     }
 
     /// The exported uapi headers in `inc` (user space's view).
-    pub fn uapi(inc: &Path, cc: &str) -> HeaderSet {
+    pub fn uapi(inc: &Path, root: &Path, cc: &str) -> HeaderSet {
         let identity = std::fs::read(inc.join("linux/version.h")).unwrap_or_default();
         HeaderSet {
             cc: cc.to_string(),
             flags: vec![format!("-I{}", inc.display())],
             prelude: "#define _GNU_SOURCE\n",
+            root: root.to_path_buf(),
             identity,
         }
     }
@@ -261,7 +265,11 @@ fn compile_values(f: &FileConsts, headers: &HeaderSet) -> anyhow::Result<HashMap
     let mut names: Vec<String> = f.names.iter().cloned().collect();
     let mut includes: Vec<String> = f.includes.clone();
     let mut defines: Vec<(String, String)> = f.defines.clone();
-    let incdirs: Vec<String> = f.incdirs.iter().map(|d| format!("-I{d}")).collect();
+    let incdirs: Vec<String> = f
+        .incdirs
+        .iter()
+        .map(|d| format!("-I{}", headers.root.join(d).display()))
+        .collect();
     for _attempt in 0..8 {
         let (src, map) = c_source(headers.prelude, &includes, &defines, &names);
         std::fs::write(&c, &src).context("cannot write the constants program")?;
@@ -435,7 +443,7 @@ mod tests {
             &[("E", "A + 1")],
         );
         f.includes = vec!["k.h".into(), "missing/header.h".into(), "stddef.h".into()];
-        let h = HeaderSet::uapi(&inc, "gcc");
+        let h = HeaderSet::uapi(&inc, tmp.path(), "gcc");
         let cache = tmp.path().join("cache");
         let got = extract(
             std::slice::from_ref(&f),

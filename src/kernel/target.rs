@@ -199,7 +199,11 @@ pub fn load(tree: &KernelTree, dirs: &[PathBuf], shell: &Shell) -> anyhow::Resul
     if let Some(k) = consts::HeaderSet::kernel(tree, &cc) {
         sets.push(k);
     }
-    sets.push(consts::HeaderSet::uapi(&headers(tree, shell)?, &cc));
+    sets.push(consts::HeaderSet::uapi(
+        &headers(tree, shell)?,
+        &tree.root,
+        &cc,
+    ));
     let cache = consts::cache_dir(tree);
     let bar = (shell.is_term() && needs.len() > 20).then(|| {
         let bar = indicatif::ProgressBar::new(needs.len() as u64);

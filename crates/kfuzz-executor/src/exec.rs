@@ -797,12 +797,18 @@ fn close_from(first: libc::c_uint) {
     }
 }
 
-/// Empties the proc's temp dir when the program left something in it.
+/// Empties the proc's temp dir when the program left something in it. The dir itself stays:
+/// it is the persistent runner's working directory.
 fn clean_dir(dir: &str) {
-    let dirty = std::fs::read_dir(dir).map_or(true, |mut d| d.next().is_some());
-    if dirty {
-        let _ = std::fs::remove_dir_all(dir);
+    let Ok(entries) = std::fs::read_dir(dir) else {
         let _ = std::fs::create_dir_all(dir);
+        return;
+    };
+    for e in entries.flatten() {
+        let _ = match e.file_type() {
+            Ok(t) if t.is_dir() => std::fs::remove_dir_all(e.path()),
+            _ => std::fs::remove_file(e.path()),
+        };
     }
 }
 

@@ -134,12 +134,17 @@ fn open_dev(dev: u64, id: u64, flags: u64) -> Res {
         };
     }
     let mut path = string(dev, 1023)?;
+    fill_hashes(&mut path, id);
+    open(&path, flags as libc::c_int & !libc::O_CREAT)
+}
+
+/// Each `#` of `path` becomes a digit of `id`, the lowest digit first.
+fn fill_hashes(path: &mut [u8], id: u64) {
     let mut n = id;
     for b in path.iter_mut().filter(|b| **b == b'#') {
         *b = b'0' + (n % 10) as u8;
         n /= 10;
     }
-    open(&path, flags as libc::c_int & !libc::O_CREAT)
 }
 
 /// Opens a device by number through a node made for the occasion in the current directory.
@@ -199,6 +204,16 @@ fn init_net_socket(domain: u64, ty: u64, proto: u64) -> Res {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hashes_take_the_digits_of_the_id_lowest_first() {
+        let mut p = b"/dev/snd/pcmC#D#p".to_vec();
+        fill_hashes(&mut p, 21);
+        assert_eq!(p, b"/dev/snd/pcmC1D2p");
+        let mut p = b"/dev/loop#".to_vec();
+        fill_hashes(&mut p, 0);
+        assert_eq!(p, b"/dev/loop0");
+    }
 
     #[test]
     fn pointers_outside_the_data_area_are_efault() {

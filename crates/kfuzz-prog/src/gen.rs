@@ -501,7 +501,24 @@ pub fn fix_lens(target: &Target, call: &mut Call) {
     crate::cond::fix_conditions(target, call);
     let meta = &target.syscalls[call.meta];
     let fields: Vec<&FieldDesc> = meta.args.iter().collect();
-    fix_level(target, &fields, &mut call.args, None, false);
+    // `len[syscall:x]` reads the call's arguments as they are before lengths are set (a
+    // length never changes a size).
+    let snapshot = call.args.clone();
+    let mut ctx = LenCtx {
+        call_fields: &meta.args,
+        call_args: &snapshot,
+        parents: Vec::new(),
+    };
+    fix_level(target, &fields, &mut call.args, false, &mut ctx);
+}
+
+/// What a length can refer to beyond its siblings: the call's arguments (`syscall:x`) and
+/// the enclosing structs, innermost last, by name and size (`parent`, `parent:parent`, a
+/// struct's name).
+struct LenCtx<'a> {
+    call_fields: &'a [FieldDesc],
+    call_args: &'a [Arg],
+    parents: Vec<(&'a str, u64)>,
 }
 
 /// The byte offset of field `j` in a struct laid out from `fields`/`args`.
@@ -525,37 +542,100 @@ fn field_offset(
     off
 }
 
-fn fix_level(
+/// The value at `path` below `fields`/`args`, measured in `unit`.
+fn measure_path(
     target: &Target,
     fields: &[&FieldDesc],
+    args: &[Arg],
+    path: &[String],
+    unit: &LenUnit,
+) -> Option<u64> {
+    let (name, rest) = path.split_first()?;
+    let j = fields.iter().position(|f| &f.name == name)?;
+    let (t, a) = (&fields[j].ty, args.get(j)?);
+    if rest.is_empty() {
+        return Some(measure(target, t, a, unit));
+    }
+    // Through pointers and conditional fields to the struct the rest of the path names.
+    let mut t = t;
+    let mut a = a;
+    loop {
+        match (&t.kind, a) {
+            (
+                TypeKind::Ptr { elem, .. },
+                Arg::Ptr {
+                    pointee: Some(p), ..
+                },
+            ) => {
+                t = elem;
+                a = p;
+            }
+            (TypeKind::Struct(id), Arg::Union { field, arg }) => {
+                t = &target.structs[*id].fields.get(*field)?.ty;
+                a = arg;
+            }
+            (TypeKind::Struct(id), Arg::Group(items)) => {
+                let inner: Vec<&FieldDesc> = target.structs[*id].fields.iter().collect();
+                return measure_path(target, &inner, items, rest, unit);
+            }
+            _ => return None,
+        }
+    }
+}
+
+fn fix_level<'a>(
+    target: &'a Target,
+    fields: &[&'a FieldDesc],
     args: &mut [Arg],
-    parent_size: Option<u64>,
     packed: bool,
+    ctx: &mut LenCtx<'a>,
 ) {
     // Inner structs first (their sizes may depend on their own lens).
     for (f, a) in fields.iter().zip(args.iter_mut()) {
-        fix_inner(target, &f.ty, a);
+        fix_inner(target, &f.ty, a, ctx);
     }
     for i in 0..fields.len().min(args.len()) {
         let TypeKind::Len { path, unit, size } = &fields[i].ty.kind else {
             continue;
         };
         let Some(first) = path.first() else { continue };
+        let sibling = fields.iter().any(|f| &f.name == first);
         let v = if *unit == LenUnit::Offset {
             let name = path.last().map(String::as_str).unwrap_or("");
             fields
                 .iter()
                 .position(|f| f.name == name)
                 .map(|j| field_offset(target, fields, args, j, packed))
-        } else if first == "parent" || path.len() > 1 && path.last().is_some_and(|l| l == "parent")
-        {
-            parent_size.map(|s| scale(s, unit, None))
-        } else {
-            let name = path.last().map(String::as_str).unwrap_or("");
-            fields
+        } else if first == "syscall" {
+            let call: Vec<&FieldDesc> = ctx.call_fields.iter().collect();
+            measure_path(target, &call, ctx.call_args, &path[1..], unit)
+        } else if first == "parent" {
+            // `parent`, `parent:parent`, …: the enclosing structs, innermost first.
+            let ups = path.iter().take_while(|p| *p == "parent").count();
+            if ups == path.len() {
+                ctx.parents
+                    .len()
+                    .checked_sub(ups)
+                    .and_then(|k| ctx.parents.get(k))
+                    .map(|(_, s)| scale(*s, unit, None))
+            } else if ups == 1 {
+                measure_path(target, fields, args, &path[1..], unit)
+            } else {
+                None
+            }
+        } else if !sibling && path.len() == 1 {
+            // A struct's name: the nearest enclosing struct of that name.
+            ctx.parents
                 .iter()
-                .position(|f| f.name == name)
-                .and_then(|j| args.get(j).map(|a| measure(target, &fields[j].ty, a, unit)))
+                .rev()
+                .find(|(n, _)| {
+                    *n == first
+                        || n.strip_prefix(first.as_str())
+                            .is_some_and(|r| r.starts_with('['))
+                })
+                .map(|(_, s)| scale(*s, unit, None))
+        } else {
+            measure_path(target, fields, args, path, unit)
         };
         if let Some(v) = v {
             let mask = if *size >= 8 {
@@ -568,17 +648,17 @@ fn fix_level(
     }
 }
 
-fn fix_inner(target: &Target, t: &Type, a: &mut Arg) {
+fn fix_inner<'a>(target: &'a Target, t: &'a Type, a: &mut Arg, ctx: &mut LenCtx<'a>) {
     match (&t.kind, a) {
         (
             TypeKind::Ptr { elem, .. },
             Arg::Ptr {
                 pointee: Some(p), ..
             },
-        ) => fix_inner(target, elem, p),
-        (TypeKind::Array { elem, .. }, Arg::Group(items)) => {
-            items.iter_mut().for_each(|i| fix_inner(target, elem, i))
-        }
+        ) => fix_inner(target, elem, p, ctx),
+        (TypeKind::Array { elem, .. }, Arg::Group(items)) => items
+            .iter_mut()
+            .for_each(|i| fix_inner(target, elem, i, ctx)),
         (TypeKind::Struct(id), Arg::Group(items)) => {
             let st = &target.structs[*id];
             let fields: Vec<&FieldDesc> = st.fields.iter().collect();
@@ -586,11 +666,31 @@ fn fix_inner(target: &Target, t: &Type, a: &mut Arg) {
                 let whole = Arg::Group(items.clone());
                 arg_size(target, t, &whole)
             };
-            fix_level(target, &fields, items, Some(size), st.packed);
+            ctx.parents.push((&st.name, size));
+            fix_level(target, &fields, items, st.packed, ctx);
+            ctx.parents.pop();
         }
         (TypeKind::Struct(id), Arg::Union { field, arg }) => {
-            if let Some(f) = target.structs[*id].fields.get(*field) {
-                fix_inner(target, &f.ty, arg);
+            let st = &target.structs[*id];
+            if let Some(f) = st.fields.get(*field) {
+                // A union is a parent too (`len[parent]` in an option is the union's size),
+                // but a conditional field's stand-in union is not.
+                let pushed = !st.conditional;
+                if pushed {
+                    let size = arg_size(
+                        target,
+                        t,
+                        &Arg::Union {
+                            field: *field,
+                            arg: arg.clone(),
+                        },
+                    );
+                    ctx.parents.push((&st.name, size));
+                }
+                fix_inner(target, &f.ty, arg, ctx);
+                if pushed {
+                    ctx.parents.pop();
+                }
             }
         }
         _ => {}

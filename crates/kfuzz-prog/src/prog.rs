@@ -268,6 +268,12 @@ pub fn layout(target: &Target, t: &Type, a: &Arg) -> (u64, u64) {
             let st = &target.structs[*id];
             let (mut size, mut align): (u64, u64) = (0, 1);
             match a {
+                Arg::Union { field, arg } if st.varlen => {
+                    // As big and as aligned as the chosen option, nothing more.
+                    if let Some(f) = st.fields.get(*field) {
+                        (size, align) = layout(target, &f.ty, arg);
+                    }
+                }
                 Arg::Union { field, arg } => {
                     for (i, f) in st.fields.iter().enumerate() {
                         let (s, al) = if i == *field {
@@ -276,13 +282,7 @@ pub fn layout(target: &Target, t: &Type, a: &Arg) -> (u64, u64) {
                             default_layout(target, &f.ty)
                         };
                         align = align.max(al);
-                        if st.varlen {
-                            if i == *field {
-                                size = s;
-                            }
-                        } else {
-                            size = size.max(s);
-                        }
+                        size = size.max(s);
                     }
                 }
                 Arg::Group(items) => {

@@ -142,10 +142,22 @@ fn fmt_arg(
                 ('{', '}')
             };
             out.push(open);
+            let mut first = true;
             for (i, item) in items.iter().enumerate() {
-                if i > 0 {
+                // A void struct field (a marker for `offsetof`) has no value to write.
+                if let TypeKind::Struct(id) = &t.kind {
+                    if target.structs[*id]
+                        .fields
+                        .get(i)
+                        .is_some_and(|f| f.ty.kind == TypeKind::Void)
+                    {
+                        continue;
+                    }
+                }
+                if !first {
                     out.push_str(", ");
                 }
+                first = false;
                 match &t.kind {
                     TypeKind::Array { elem, .. } => {
                         fmt_arg(target, elem, dir, item, used, names, out)
@@ -527,6 +539,8 @@ struct Typer<'a> {
     prog: Prog,
     line: usize,
     line_start: usize,
+    /// The call being read has a length written AUTO.
+    auto_len: bool,
 }
 
 impl Typer<'_> {
@@ -591,6 +605,8 @@ impl Typer<'_> {
                     val: mask(v),
                 })
             }
+            // A void element (of an array of empty options) is written as 0.
+            (TypeKind::Void, Raw::Num(..) | Raw::Auto) => Arg::Int(0),
             (TypeKind::Resource(id), Raw::Auto) => Arg::Res(ResArg {
                 def: None,
                 src: None,
@@ -602,14 +618,15 @@ impl Typer<'_> {
             {
                 Arg::Int(mask(v))
             }
-            (
-                TypeKind::Int { .. }
-                | TypeKind::Const { .. }
-                | TypeKind::Flags { .. }
-                | TypeKind::Len { .. }
-                | TypeKind::Proc { .. },
-                Raw::Auto,
-            ) => Arg::Int(0),
+            // AUTO: a constant's value; a length is computed once the call is read.
+            (TypeKind::Const { val, .. }, Raw::Auto) => Arg::Int(*val),
+            (TypeKind::Len { .. }, Raw::Auto) => {
+                self.auto_len = true;
+                Arg::Int(0)
+            }
+            (TypeKind::Int { .. } | TypeKind::Flags { .. } | TypeKind::Proc { .. }, Raw::Auto) => {
+                Arg::Int(0)
+            }
             (TypeKind::Ptr { .. }, Raw::Num(v, _)) => Arg::Ptr {
                 addr: v,
                 pointee: None,
@@ -656,20 +673,24 @@ impl Typer<'_> {
             }
             (TypeKind::Struct(id), Raw::Group(items, col)) if !target.structs[*id].is_union => {
                 let st = &target.structs[*id];
-                if items.len() > st.fields.len() {
+                let valued = st
+                    .fields
+                    .iter()
+                    .filter(|f| f.ty.kind != TypeKind::Void)
+                    .count();
+                if items.len() > valued {
                     return self.err(
                         col,
-                        format!(
-                            "`{}` has {} fields, found {}",
-                            st.name,
-                            st.fields.len(),
-                            items.len()
-                        ),
+                        format!("`{}` has {valued} fields, found {}", st.name, items.len()),
                     );
                 }
                 let mut out = Vec::new();
                 let mut items = items.into_iter();
                 for f in &st.fields {
+                    if f.ty.kind == TypeKind::Void {
+                        out.push(Arg::Int(0));
+                        continue;
+                    }
                     out.push(match items.next() {
                         Some(i) => self.arg(&f.ty, f.dir.unwrap_or(dir), i)?,
                         None => crate::gen::default_arg(target, &f.ty),
@@ -742,6 +763,7 @@ pub fn parse(target: &Target, text: &str) -> Result<Prog, ProgError> {
         prog: Prog::default(),
         line: 0,
         line_start: 0,
+        auto_len: false,
     };
     let bytes = text.as_bytes();
     let mut offset = 0;
@@ -816,11 +838,15 @@ pub fn parse(target: &Target, text: &str) -> Result<Prog, ProgError> {
         if let (Some(n), Some(v), Some(r)) = (ret_name, ret, meta.ret) {
             ty.vars.insert(n, (v, r));
         }
-        ty.prog.calls.push(Call {
+        let mut call = Call {
             meta: meta.id,
             args,
             ret,
-        });
+        };
+        if std::mem::take(&mut ty.auto_len) {
+            crate::gen::fix_lens(target, &mut call);
+        }
+        ty.prog.calls.push(call);
     }
     Ok(ty.prog)
 }

@@ -8,7 +8,8 @@ use kfuzz_wire::PseudoCall;
 /// Headers a helper needs beyond the common ones.
 pub fn includes(p: PseudoCall) -> &'static [&'static str] {
     match p {
-        PseudoCall::OpenDev | PseudoCall::OpenProcfs | PseudoCall::InitNetSocket => &[],
+        PseudoCall::OpenDev => &["sys/stat.h", "sys/sysmacros.h"],
+        PseudoCall::OpenProcfs | PseudoCall::InitNetSocket => &[],
         PseudoCall::OpenPts => &["sys/ioctl.h"],
         PseudoCall::GenetlinkGetFamilyId => &["linux/genetlink.h", "linux/netlink.h"],
         PseudoCall::EmitEthernet => &[
@@ -50,16 +51,26 @@ pub fn helper(p: PseudoCall) -> &'static str {
 }
 
 const OPEN_DEV: &str = r#"/* syz_open_dev: open a device path whose '#'s become the digits of id, lowest first;
- * dev 0xc or 0xb instead names char or block device id:flags. */
+ * dev 0xc or 0xb instead names char or block device id:flags, found in /dev/char or
+ * /dev/block, or through a node made here for the occasion. */
 static long syz_open_dev(long dev, long id, long flags)
 {
 	char path[1024];
 	unsigned long n = id;
+	unsigned major = (uint8_t)id, minor = (uint8_t)flags;
+	int fd;
 
 	if (dev == 0xc || dev == 0xb) {
-		snprintf(path, sizeof(path), "/dev/%s/%u:%u", dev == 0xc ? "char" : "block",
-			 (unsigned)(uint8_t)id, (unsigned)(uint8_t)flags);
-		return open(path, O_RDWR);
+		snprintf(path, sizeof(path), "/dev/%s/%u:%u", dev == 0xc ? "char" : "block", major, minor);
+		fd = open(path, O_RDWR);
+		if (fd == -1 && errno == ENOENT) {
+			snprintf(path, sizeof(path), "./kfuzz-dev-%u-%u", major, minor);
+			unlink(path);
+			mknod(path, (dev == 0xc ? S_IFCHR : S_IFBLK) | 0600, makedev(major, minor));
+			fd = open(path, O_RDWR);
+			unlink(path);
+		}
+		return fd;
 	}
 	snprintf(path, sizeof(path), "%s", (const char *)dev);
 	for (char *p = strchr(path, '#'); p; p = strchr(p + 1, '#')) {
