@@ -124,3 +124,62 @@ fn an_lkdtm_program_crashes_the_kernel_and_the_crash_is_saved() {
     );
     assert!(common::qemus_in(&tree).is_empty());
 }
+
+/// A program as syzkaller writes it today: pointers at its data address (0x200000000000),
+/// and one at the older 0x7f0000000000, unchanged.
+const SYZKALLER_ADDRESSES: &str =
+    "pipe2(&(0x200000000000)={<r0=>0xffffffffffffffff, <r1=>0xffffffffffffffff}, 0x0)
+write(r1, &(0x200000000040)='hello', 0x5)
+writev(r1, &(0x7f0000000080)=[{&(0x7f0000000100)='abc', 0x3}], 0x1)
+read(r0, &(0x200000001000)=\"\"/8, 0x8)
+close(r0)
+";
+
+#[test]
+fn a_syzkaller_program_at_its_own_data_addresses_runs_with_its_calls_succeeding() {
+    let (tmp, tree) = common::private_test_tree();
+    let prog = tmp.path().join("syz.syz");
+    std::fs::write(&prog, SYZKALLER_ADDRESSES).unwrap();
+    let out = kfuzz()
+        .args(["execprog", "--message-format", "json"])
+        .arg(&prog)
+        .current_dir(&tree)
+        .timeout(Duration::from_secs(600))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let runs = executed(&out);
+    assert_eq!(runs.len(), 1, "{}", stdout_of(&out));
+    let calls = runs[0]["calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 5);
+    for (i, c) in calls.iter().enumerate() {
+        assert_eq!(c["executed"], true, "call {i}: {}", runs[0]);
+        assert_eq!(c["errno"], 0, "call {i}: {}", runs[0]);
+    }
+    // Both writes went through: 5 + 3 bytes read back.
+    assert_eq!(calls[3]["ret"], 8, "{}", runs[0]);
+
+    // Its C program maps the same areas and compiles.
+    let c = tmp.path().join("syz.c");
+    let out = kfuzz()
+        .args(["prog2c", "-o"])
+        .arg(&c)
+        .arg(&prog)
+        .current_dir(&tree)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let src = std::fs::read_to_string(&c).unwrap();
+    assert!(
+        src.contains("0x200000000000ul") && src.contains("0x7f0000000000ul"),
+        "the data areas: {src}"
+    );
+    let ok = std::process::Command::new("gcc")
+        .arg("-o")
+        .arg(tmp.path().join("syz"))
+        .arg(&c)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "gcc failed on {}", c.display());
+}

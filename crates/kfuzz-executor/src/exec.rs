@@ -17,9 +17,28 @@ use kfuzz_wire::{
 use crate::kcov::{self, Kcov, KcovRef};
 use crate::pseudo;
 
-/// Where the host puts pointer arguments (kfuzz_prog::prog::DATA_BASE / DATA_SIZE).
-pub const DATA_BASE: u64 = 0x2000_0000;
-pub const DATA_SIZE: usize = 16 << 20;
+/// Where the host puts pointer arguments: the data areas of the host/guest contract.
+pub use kfuzz_wire::{data_room, in_data, DATA_AREAS};
+pub const DATA_SIZE: usize = kfuzz_wire::DATA_SIZE as usize;
+
+/// Maps every data area afresh (zeroed, over whatever the last program left there).
+/// Returns false when one cannot be mapped.
+fn map_data_areas() -> bool {
+    DATA_AREAS.iter().all(|base| {
+        // SAFETY: fixed anonymous mappings at addresses reserved for programs' data.
+        let p = unsafe {
+            libc::mmap(
+                *base as *mut libc::c_void,
+                DATA_SIZE,
+                libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+                -1,
+                0,
+            )
+        };
+        p != libc::MAP_FAILED
+    })
+}
 const MAX_CALLS: usize = 64;
 const KCOV_WORDS: usize = 256 << 10;
 /// KCOV handles for threaded mode: calls left blocked keep theirs; later calls without a free
@@ -585,18 +604,7 @@ impl Child {
                 .is_some_and(|k| k.enable(kcov::KCOV_TRACE_PC).is_ok());
         }
         let kcov = self.kcov.filter(|_| st.kcov_on);
-        // SAFETY: a fresh, zeroed data area over whatever the last program left there.
-        let data = unsafe {
-            libc::mmap(
-                DATA_BASE as *mut libc::c_void,
-                DATA_SIZE,
-                libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
-                -1,
-                0,
-            )
-        };
-        if data == libc::MAP_FAILED {
+        if !map_data_areas() {
             return;
         }
         // SAFETY: brk(0) only reads the break.
@@ -747,8 +755,7 @@ struct Leftovers {
 impl Leftovers {
     fn note(&mut self, nr: u64, a: &pseudo::Args, ret: i64) {
         let nr = nr as libc::c_long;
-        let outside =
-            |addr: i64| (addr as u64) < DATA_BASE || (addr as u64) >= DATA_BASE + DATA_SIZE as u64;
+        let outside = |addr: i64| data_room(addr as u64).is_none();
         match nr {
             libc::SYS_shmget | libc::SYS_msgget | libc::SYS_semget => self.ipc.push((nr, ret)),
             libc::SYS_shmat => self.attached.push(ret),
@@ -847,15 +854,7 @@ fn setup(opts: &ExecOpts, dir: &str) -> Result<(), i32> {
         if opts.sandbox == Sandbox::Namespace {
             libc::unshare(libc::CLONE_NEWUSER);
         }
-        let data = libc::mmap(
-            DATA_BASE as *mut libc::c_void,
-            DATA_SIZE,
-            libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
-            -1,
-            0,
-        );
-        if data == libc::MAP_FAILED {
+        if !map_data_areas() {
             return Err(3);
         }
         if let Ok(c) = std::ffi::CString::new(dir) {
@@ -913,10 +912,10 @@ fn args(call: &ExecCall, vars: &[Option<u64>]) -> pseudo::Args {
 /// The call's pointer arguments' contents, written into the data area.
 fn copyin(call: &ExecCall, vars: &[Option<u64>]) {
     for c in &call.copyin {
-        if c.addr < DATA_BASE || c.addr >= DATA_BASE + DATA_SIZE as u64 {
+        let Some(room) = data_room(c.addr) else {
             continue;
-        }
-        let room = (DATA_BASE + DATA_SIZE as u64 - c.addr) as usize;
+        };
+        let room = room as usize;
         // SAFETY: writes stay inside the data area mapped in `setup` (room checked).
         unsafe {
             let p = c.addr as *mut u8;
@@ -947,7 +946,7 @@ fn copyout(call: &ExecCall, vars: &mut [Option<u64>], ret: i64) {
         }
     }
     for c in &call.copyout {
-        if c.addr >= DATA_BASE && c.addr + c.size as u64 <= DATA_BASE + DATA_SIZE as u64 {
+        if in_data(c.addr, u64::from(c.size)) {
             // SAFETY: reading inside the data area.
             let v = unsafe { read_int(c.addr as *const u8, c.size) };
             if let Some(slot) = vars.get_mut(c.var as usize) {

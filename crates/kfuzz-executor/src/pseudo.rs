@@ -13,8 +13,6 @@ use std::ffi::CString;
 
 use kfuzz_wire::{ExecProg, PseudoCall, PSEUDO_MAX_ARGS};
 
-use crate::exec::{DATA_BASE, DATA_SIZE};
-
 /// A call's arguments: the first 6 go to a syscall, pseudo-calls take up to 9.
 pub type Args = [u64; PSEUDO_MAX_ARGS];
 
@@ -94,8 +92,7 @@ fn check(r: libc::c_int) -> Res {
 
 /// `len` bytes of program memory at `addr`, which must lie inside the data area.
 fn bytes(addr: u64, len: u64) -> Result<&'static [u8], i32> {
-    let end = DATA_BASE + DATA_SIZE as u64;
-    if addr < DATA_BASE || addr > end || len > end - addr {
+    if len > 0 && !crate::exec::in_data(addr, len) {
         return Err(libc::EFAULT);
     }
     // SAFETY: the range is inside the data area, mapped for the whole program.
@@ -104,11 +101,10 @@ fn bytes(addr: u64, len: u64) -> Result<&'static [u8], i32> {
 
 /// The NUL-terminated string at `addr` (without its NUL), at most `max` bytes of it.
 fn string(addr: u64, max: usize) -> Result<Vec<u8>, i32> {
-    let end = DATA_BASE + DATA_SIZE as u64;
-    if addr < DATA_BASE || addr >= end {
+    let Some(room) = crate::exec::data_room(addr) else {
         return Err(libc::EFAULT);
-    }
-    let room = bytes(addr, (end - addr).min(max as u64))?;
+    };
+    let room = bytes(addr, room.min(max as u64))?;
     Ok(room.iter().take_while(|b| **b != 0).copied().collect())
 }
 
@@ -204,6 +200,8 @@ fn init_net_socket(domain: u64, ty: u64, proto: u64) -> Res {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exec::DATA_SIZE;
+    use kfuzz_wire::DATA_BASE;
 
     #[test]
     fn hashes_take_the_digits_of_the_id_lowest_first() {

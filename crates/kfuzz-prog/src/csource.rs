@@ -9,7 +9,7 @@ use std::fmt::Write;
 
 use kfuzz_wire::{CopyValue, ExecArg, ExecCall, PseudoCall};
 
-use crate::prog::{Arg, Prog, DATA_BASE, DATA_SIZE};
+use crate::prog::{Arg, Prog, DATA_AREAS, DATA_BASE, DATA_SIZE};
 use crate::target::Target;
 use crate::types::TypeKind;
 
@@ -208,6 +208,21 @@ fn be_swap(size: u8) -> &'static str {
 /// The C program for `p`.
 pub fn generate(target: &Target, p: &Prog, opts: &Options) -> String {
     let encoded = crate::exec::encode(target, p);
+    // The data areas the program's memory writes and pointer arguments use (kfuzz's own when
+    // it uses none).
+    let used =
+        |a: u64| {
+            encoded.calls.iter().any(|c| {
+                c.copyin.iter().any(|ci| ci.addr >= a && ci.addr - a < DATA_SIZE)
+                || c.args.iter().any(|x| {
+                    matches!(x, kfuzz_wire::ExecArg::Const(v) if *v >= a && *v - a < DATA_SIZE)
+                })
+            })
+        };
+    let mut areas: Vec<u64> = DATA_AREAS.iter().copied().filter(|a| used(*a)).collect();
+    if areas.is_empty() {
+        areas.push(DATA_BASE);
+    }
     let lines: Vec<String> = crate::text::format(target, p)
         .lines()
         .map(String::from)
@@ -302,8 +317,15 @@ pub fn generate(target: &Target, p: &Prog, opts: &Options) -> String {
     }
     let _ = writeln!(
         out,
-        "#define DATA_BASE {DATA_BASE:#x}ul\n#define DATA_SIZE {DATA_SIZE:#x}ul\n\
+        "#define DATA_SIZE {DATA_SIZE:#x}ul\n\
+         /* Where the program's pointers point (kfuzz's data area, or syzkaller's). */\n\
+         static const unsigned long data_areas[] = {{{}}};\n\
          #define NCALLS {}\n#define CALL_TIMEOUT_MS {}\n",
+        areas
+            .iter()
+            .map(|a| format!("{a:#x}ul"))
+            .collect::<Vec<_>>()
+            .join(", "),
         p.calls.len(),
         opts.call_timeout_ms.max(1)
     );
@@ -361,9 +383,11 @@ pub fn generate(target: &Target, p: &Prog, opts: &Options) -> String {
          \tif (argc > 0 && !(personality(0xffffffff) & ADDR_NO_RANDOMIZE) &&\n\
          \t    personality(personality(0xffffffff) | ADDR_NO_RANDOMIZE) != -1)\n\
          \t\texecv(\"/proc/self/exe\", argv);\n\
-         \tif (mmap((void *)DATA_BASE, DATA_SIZE, PROT_READ | PROT_WRITE | PROT_EXEC,\n\
-         \t\t MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) != (void *)DATA_BASE) {{\n\
-         \t\tperror(\"mmap of the data area\");\n\t\treturn 1;\n\t}}\n\
+         \tfor (unsigned i = 0; i < sizeof(data_areas) / sizeof(data_areas[0]); i++) {{\n\
+         \t\tvoid *want = (void *)data_areas[i];\n\
+         \t\tif (mmap(want, DATA_SIZE, PROT_READ | PROT_WRITE | PROT_EXEC,\n\
+         \t\t\t MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) != want) {{\n\
+         \t\t\tperror(\"mmap of the data area\");\n\t\t\treturn 1;\n\t\t}}\n\t}}\n\
          \tsandbox();\n{runs}}}\n"
     );
     out

@@ -5,8 +5,7 @@ use crate::target::Target;
 use crate::types::*;
 
 /// Where pointer arguments point: a fixed mapping the executor creates in every program.
-pub const DATA_BASE: u64 = 0x2000_0000;
-pub const DATA_SIZE: u64 = 16 << 20;
+pub use kfuzz_wire::{data_room, in_data, DATA_AREAS, DATA_BASE, DATA_SIZE};
 pub const PAGE: u64 = 4096;
 
 /// A resource variable: defined by a call's return or an output field, used by later args.

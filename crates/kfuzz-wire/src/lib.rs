@@ -10,6 +10,28 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 /// Bumped on every incompatible change; the handshake refuses a mismatch.
 pub const PROTOCOL_VERSION: u32 = 4;
 
+/// Where programs' pointers point: areas of `DATA_SIZE` bytes the executor maps in every
+/// program's process. kfuzz's own programs use the first; syzkaller's use the second
+/// (today) or the third (older programs), so its corpora and reproducers run unchanged.
+pub const DATA_AREAS: [u64; 3] = [0x2000_0000, 0x2000_0000_0000, 0x7f00_0000_0000];
+/// Where kfuzz puts pointer arguments.
+pub const DATA_BASE: u64 = DATA_AREAS[0];
+/// The size of each data area.
+pub const DATA_SIZE: u64 = 16 << 20;
+
+/// The bytes from `addr` to the end of the data area holding it, or None outside them.
+pub fn data_room(addr: u64) -> Option<u64> {
+    DATA_AREAS
+        .iter()
+        .find(|base| addr >= **base && addr - **base < DATA_SIZE)
+        .map(|base| *base + DATA_SIZE - addr)
+}
+
+/// Whether `len` bytes at `addr` lie inside one data area.
+pub fn in_data(addr: u64, len: u64) -> bool {
+    data_room(addr).is_some_and(|room| len <= room)
+}
+
 /// Frames larger than this are refused rather than allocated.
 pub const MAX_FRAME: u32 = 64 << 20;
 
@@ -460,6 +482,17 @@ pub fn read_msg<R: Read, T: DeserializeOwned>(r: &mut R) -> Result<T, WireError>
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_data_areas_are_kfuzz_s_and_syzkaller_s() {
+        assert_eq!(data_room(0x2000_0000), Some(DATA_SIZE));
+        assert_eq!(data_room(0x2000_0000_0000 + DATA_SIZE - 1), Some(1));
+        assert_eq!(data_room(0x7f00_0000_0010), Some(DATA_SIZE - 0x10));
+        assert_eq!(data_room(0x2000_0000 + DATA_SIZE), None);
+        assert_eq!(data_room(0x1fff_ffff), None);
+        assert!(in_data(0x2000_0000_0000, 8));
+        assert!(!in_data(0x2000_0000 + DATA_SIZE - 4, 8));
+    }
+
     use super::*;
 
     #[test]
