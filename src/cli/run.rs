@@ -92,10 +92,23 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
         .iter()
         .map(|id| t.syscalls[*id].name.as_str())
         .collect();
-    shell.status(
-        "Enabled",
-        format!("{} calls: {}", names.len(), names.join(" ")),
-    );
+    // Thousands with syzkaller's descriptions: a few names, all of them with -v.
+    const SHOWN: usize = 12;
+    if names.len() > SHOWN && shell.verbosity != crate::shell::Verbosity::Verbose {
+        shell.status(
+            "Enabled",
+            format!(
+                "{} calls: {} … (-v or `kfuzz syscalls` lists them)",
+                names.len(),
+                names[..SHOWN].join(" ")
+            ),
+        );
+    } else {
+        shell.status(
+            "Enabled",
+            format!("{} calls: {}", names.len(), names.join(" ")),
+        );
+    }
     let kernel = crate::vm::boot::kernel_from_build(&l.tree.build_dir())?;
     let work = l.tree.work_dir();
     let initrd = initramfs::build(&work.join("guest"), &l.manifest.guest.files, &l.tree.root)?;

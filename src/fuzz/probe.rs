@@ -5,9 +5,9 @@
 //! only dropped calls created go too. `plan` and `apply` are pure; `check_vm` asks a VM and
 //! prints a warning per dropped call.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
-use kfuzz_prog::target::{produces, required_resources, Target};
+use kfuzz_prog::target::{produced_resources, required_resources, Target};
 use kfuzz_prog::types::{BufferKind, SyscallId, TypeKind};
 use kfuzz_wire::{Support, SupportCheck};
 
@@ -56,7 +56,9 @@ pub fn plan(target: &Target, enabled: &[SyscallId]) -> Plan {
     for &id in enabled {
         let s = &target.syscalls[id];
         let mut wanted = Vec::new();
-        if !NEVER_PROBED.contains(&s.call_name.as_str()) {
+        // A pseudo-call is the executor's own code, never ENOSYS.
+        let pseudo = kfuzz_wire::PseudoCall::from_nr(s.nr).is_some();
+        if !pseudo && !NEVER_PROBED.contains(&s.call_name.as_str()) {
             wanted.push(SupportCheck::Syscall { nr: s.nr });
         }
         if OPENS.contains(&s.call_name.as_str()) {
@@ -162,31 +164,47 @@ pub fn apply(
         .copied()
         .filter(|id| !gone.contains(id))
         .collect();
-    // Calls left without a way to get a resource they need, which they had before.
-    let unmade_before: Vec<_> = enabled
+    // Calls left without a way to get a resource they need, which they had before. What each
+    // call makes and needs is worked out once: thousands of calls are enabled with
+    // syzkaller's descriptions.
+    let makes: HashMap<SyscallId, HashSet<usize>> = enabled
         .iter()
-        .map(|id| unmade(target, enabled, *id))
+        .map(|id| (*id, produced_resources(target, &target.syscalls[*id])))
+        .collect();
+    let needs: HashMap<SyscallId, Vec<usize>> = enabled
+        .iter()
+        .map(|id| (*id, required_resources(target, &target.syscalls[*id])))
+        .collect();
+    let all_made: HashSet<usize> = enabled
+        .iter()
+        .flat_map(|c| makes[c].iter().copied())
         .collect();
     loop {
-        let orphan = kept.iter().enumerate().find_map(|(k, id)| {
-            let before = enabled
-                .iter()
-                .position(|e| e == id)
-                .map(|i| &unmade_before[i]);
-            unmade(target, &kept, *id)
-                .into_iter()
-                .find(|r| before.is_some_and(|b| !b.contains(r)))
-                .map(|r| (k, r))
-        });
-        let Some((k, r)) = orphan else { break };
-        let id = kept.remove(k);
-        dropped.push(Dropped {
-            name: target.syscalls[id].name.clone(),
-            reason: format!(
-                "needs a {} resource, which no call left creates",
-                target.resources[r].name
-            ),
-        });
+        let made: HashSet<usize> = kept.iter().flat_map(|c| makes[c].iter().copied()).collect();
+        let orphans: Vec<(usize, usize)> = kept
+            .iter()
+            .enumerate()
+            .filter_map(|(k, id)| {
+                let before = unmade(target, &all_made, &needs[id]);
+                unmade(target, &made, &needs[id])
+                    .into_iter()
+                    .find(|r| !before.contains(r))
+                    .map(|r| (k, r))
+            })
+            .collect();
+        if orphans.is_empty() {
+            break;
+        }
+        for (k, r) in orphans.iter().rev() {
+            let id = kept.remove(*k);
+            dropped.push(Dropped {
+                name: target.syscalls[id].name.clone(),
+                reason: format!(
+                    "needs a {} resource, which no call left creates",
+                    target.resources[*r].name
+                ),
+            });
+        }
     }
     (kept, dropped)
 }
@@ -232,17 +250,15 @@ pub fn check_vm(
     Some(kept)
 }
 
-/// The resources call `id` needs that no call of `calls` creates.
-fn unmade(target: &Target, calls: &[SyscallId], id: SyscallId) -> Vec<usize> {
-    required_resources(target, &target.syscalls[id])
-        .into_iter()
+/// The resources of `needs` that no kind in `made` can stand for.
+fn unmade(target: &Target, made: &HashSet<usize>, needs: &[usize]) -> Vec<usize> {
+    needs
+        .iter()
+        .copied()
         .filter(|need| {
-            !calls.iter().any(|c| {
-                (0..target.resources.len()).any(|r| {
-                    target.resources[*need].accepts(&target.resources[r])
-                        && produces(target, &target.syscalls[*c], r)
-                })
-            })
+            !made
+                .iter()
+                .any(|r| target.resources[*need].accepts(&target.resources[*r]))
         })
         .collect()
 }
