@@ -30,6 +30,9 @@ pub struct HeaderSet {
     prelude: &'static str,
     /// What `incdir` paths are relative to: the tree.
     root: PathBuf,
+    /// Where `#include <…>` looks, to leave out headers this tree does not have before
+    /// compiling (gcc stops at the first missing one).
+    search: Vec<PathBuf>,
     /// Hashes into the cache key: what the flags point at.
     identity: Vec<u8>,
 }
@@ -46,11 +49,10 @@ impl HeaderSet {
         }
         let p = |base: &Path, rel: &str| base.join(rel).display().to_string();
         let mut flags: Vec<String> = vec!["-nostdinc".into()];
-        if let Ok(out) = duct::cmd!(cc, "-print-file-name=include")
-            .stderr_null()
-            .read()
-        {
-            flags.extend(["-isystem".into(), out.trim().to_string()]);
+        let mut search = Vec::new();
+        if let Some(dir) = gcc_include(cc) {
+            flags.extend(["-isystem".into(), dir.display().to_string()]);
+            search.push(dir);
         }
         for (base, rel) in [
             (src.as_path(), "arch/x86/include"),
@@ -63,7 +65,9 @@ impl HeaderSet {
             (obj.as_path(), "include/generated/uapi"),
         ] {
             flags.push(format!("-I{}", p(base, rel)));
+            search.push(base.join(rel));
         }
+        search.push(src.clone());
         // Descriptions also name headers by their path in the tree (`include/uapi/…`,
         // `drivers/…`).
         flags.push(format!("-I{}", src.display()));
@@ -100,6 +104,7 @@ impl HeaderSet {
             flags,
             prelude: "",
             root: tree.root.clone(),
+            search,
             identity,
         })
     }
@@ -107,14 +112,35 @@ impl HeaderSet {
     /// The exported uapi headers in `inc` (user space's view).
     pub fn uapi(inc: &Path, root: &Path, cc: &str) -> HeaderSet {
         let identity = std::fs::read(inc.join("linux/version.h")).unwrap_or_default();
+        let mut search = vec![inc.to_path_buf()];
+        search.extend(gcc_include(cc));
+        search.extend(
+            [
+                "/usr/local/include",
+                "/usr/include/x86_64-linux-gnu",
+                "/usr/include",
+            ]
+            .map(PathBuf::from),
+        );
         HeaderSet {
             cc: cc.to_string(),
             flags: vec![format!("-I{}", inc.display())],
             prelude: "#define _GNU_SOURCE\n",
             root: root.to_path_buf(),
+            search,
             identity,
         }
     }
+}
+
+/// The compiler's own headers (stddef.h, stdarg.h).
+fn gcc_include(cc: &str) -> Option<PathBuf> {
+    let out = duct::cmd!(cc, "-print-file-name=include")
+        .stderr_null()
+        .read()
+        .ok()?;
+    let dir = PathBuf::from(out.trim());
+    dir.is_dir().then_some(dir)
 }
 
 /// The values each file's names have in this tree (a name missing from the result is not
@@ -263,7 +289,19 @@ fn compile_values(f: &FileConsts, headers: &HeaderSet) -> anyhow::Result<HashMap
     let c = dir.path().join("consts.c");
     let o = dir.path().join("consts.o");
     let mut names: Vec<String> = f.names.iter().cloned().collect();
-    let mut includes: Vec<String> = f.includes.clone();
+    let incdir_paths: Vec<PathBuf> = f.incdirs.iter().map(|d| headers.root.join(d)).collect();
+    let mut includes: Vec<String> = f
+        .includes
+        .iter()
+        .filter(|i| {
+            headers
+                .search
+                .iter()
+                .chain(&incdir_paths)
+                .any(|d| d.join(i).is_file())
+        })
+        .cloned()
+        .collect();
     let mut defines: Vec<(String, String)> = f.defines.clone();
     let incdirs: Vec<String> = f
         .incdirs
@@ -340,9 +378,12 @@ fn drop_where<T>(v: Vec<T>, bad: impl Fn(usize) -> bool) -> Vec<T> {
         .collect()
 }
 
-/// The lines of consts.c an error points at (directly, or as the include it came through).
+/// The lines of consts.c to leave out next time: the names and defines an error points at
+/// (directly, or through the macro it expands); failing that, the includes an error came
+/// through, or that do not exist.
 fn failures(stderr: &str, map: &[Line]) -> BTreeSet<Line> {
-    let mut bad = BTreeSet::new();
+    let mut values = BTreeSet::new();
+    let mut includes = BTreeSet::new();
     for l in stderr.lines() {
         let Some(rest) = l.split("consts.c:").nth(1) else {
             continue;
@@ -351,16 +392,23 @@ fn failures(stderr: &str, map: &[Line]) -> BTreeSet<Line> {
             continue;
         };
         let line = map.get(n).copied().unwrap_or(Line::Other);
-        let relevant = match line {
-            Line::Include(_) => l.contains("included from") || l.contains("error"),
-            Line::Other => false,
-            _ => l.contains("error"),
-        };
-        if relevant {
-            bad.insert(line);
+        match line {
+            Line::Include(_) if l.contains("included from") || l.contains("error") => {
+                includes.insert(line);
+            }
+            Line::Name(_) | Line::Define(_)
+                if l.contains("error") || l.contains("in expansion of macro") =>
+            {
+                values.insert(line);
+            }
+            _ => {}
         }
     }
-    bad
+    if values.is_empty() {
+        includes
+    } else {
+        values
+    }
 }
 
 /// The first `n` values of `kfuzz_consts` in the object file.

@@ -99,7 +99,7 @@ pub fn stderr_of(out: &std::process::Output) -> String {
 pub const TEST_KERNEL_MANIFEST: &str = r#"[kernel]
 base = "minimal"
 fragments = ["fuzz-base", "qemu-guest", "kcov", "kasan"]
-config = ["CONFIG_LKDTM=y"]
+config = ["CONFIG_LKDTM=y", "CONFIG_TUN=y", "CONFIG_BLK_DEV_LOOP=y"]
 [vm]
 count = 1
 cpus = 1

@@ -134,13 +134,47 @@ const BUILTINS: &[&str] = &[
     "size",
     "timeout",
     "disabled",
+    "boolptr",
+    "fileoff",
+    "optional",
+    "stringnoz",
+    "glob",
+    "fmt",
+    "csum",
+    "text",
+    "compressed_image",
+    "offsetof",
+    "value",
+    "if",
+    "out_overlay",
+    "syscall",
+    "dec",
+    "hex",
+    "oct",
+    "inet",
+    "pseudo",
+    "x86_real",
+    "x86_16",
+    "x86_32",
+    "x86_64",
+    "arm64",
+    "prog_timeout",
+    "ignore_return",
+    "breaks_returns",
+    "no_generate",
+    "no_minimize",
+    "no_squash",
+    "fsck",
+    "remote_cover",
+    "snapshot",
+    "automatic_helper",
+    "kfuzz_test",
 ];
 
 /// Per description file (in order of appearance): the includes, defines and constant names it
 /// uses, that is what the tree must define for it.
 pub fn const_requirements(nodes: &[Node]) -> Vec<FileConsts> {
     let mut declared: HashSet<&str> = BUILTINS.iter().copied().collect();
-    let mut locals: HashSet<&str> = HashSet::new();
     let mut files: Vec<FileConsts> = Vec::new();
     let mut index: HashMap<&str, usize> = HashMap::new();
     for n in nodes {
@@ -161,20 +195,12 @@ pub fn const_requirements(nodes: &[Node]) -> Vec<FileConsts> {
             Node::Resource { name, .. } | Node::Flags { name, .. } => {
                 declared.insert(name);
             }
-            Node::TypeDef {
-                name, params, body, ..
-            } => {
+            Node::TypeDef { name, .. } => {
                 declared.insert(name);
-                locals.extend(params.iter().map(String::as_str));
-                if let TypeDefBody::Struct(s) = body {
-                    locals.extend(s.fields.iter().map(|f| f.name.as_str()));
-                }
             }
             Node::Struct(s) => {
                 declared.insert(&s.name);
-                locals.extend(s.fields.iter().map(|f| f.name.as_str()));
             }
-            Node::Call { args, .. } => locals.extend(args.iter().map(|a| a.name.as_str())),
             _ => {}
         }
     }
@@ -196,7 +222,19 @@ pub fn const_requirements(nodes: &[Node]) -> Vec<FileConsts> {
         if t.args.is_empty() {
             add(&t.name);
         }
-        for a in &t.args {
+        // The first argument of a length, an offset or a value is a path of field names.
+        let paths = matches!(
+            t.name.as_str(),
+            "len"
+                | "bytesize"
+                | "bytesize2"
+                | "bytesize4"
+                | "bytesize8"
+                | "bitsize"
+                | "offsetof"
+                | "value"
+        );
+        for a in t.args.iter().skip(usize::from(paths)) {
             walk_arg(a, add);
         }
     }
@@ -205,8 +243,13 @@ pub fn const_requirements(nodes: &[Node]) -> Vec<FileConsts> {
             continue;
         };
         let names = &mut files[fi].names;
+        // A template's parameters stand for its arguments, not for constants.
+        let params: &[String] = match n {
+            Node::TypeDef { params, .. } => params,
+            _ => &[],
+        };
         let mut add = |s: &str| {
-            if !declared.contains(s) && !locals.contains(s) {
+            if !declared.contains(s) && !params.iter().any(|p| p == s) {
                 names.insert(s.to_string());
             }
         };
