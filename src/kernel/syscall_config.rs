@@ -20,6 +20,8 @@ pub struct SyscallConfig {
     config: DotConfig,
     /// Syscall table name → the name its entry point was defined with (`uname` → `newuname`).
     entries: HashMap<String, String>,
+    /// Parsed Kbuild/Makefiles by directory: thousands of calls ask about the same few.
+    makefiles: std::cell::RefCell<HashMap<String, Option<std::rc::Rc<Vec<Assignment>>>>>,
 }
 
 impl SyscallConfig {
@@ -36,6 +38,7 @@ impl SyscallConfig {
             sources: SyscallSources::load(tree)?,
             config: DotConfig::parse(&text),
             entries: table_entries(&tree.root),
+            makefiles: Default::default(),
         }))
     }
 
@@ -57,12 +60,19 @@ impl SyscallConfig {
         first
     }
 
-    fn makefile(&self, dir: &str) -> Option<Vec<Assignment>> {
+    fn makefile(&self, dir: &str) -> Option<std::rc::Rc<Vec<Assignment>>> {
+        if let Some(m) = self.makefiles.borrow().get(dir) {
+            return m.clone();
+        }
         let d = self.root.join(dir);
-        let text = std::fs::read_to_string(d.join("Kbuild"))
+        let parsed = std::fs::read_to_string(d.join("Kbuild"))
             .or_else(|_| std::fs::read_to_string(d.join("Makefile")))
-            .ok()?;
-        Some(kbuild::parse_makefile(&text))
+            .ok()
+            .map(|text| std::rc::Rc::new(kbuild::parse_makefile(&text)));
+        self.makefiles
+            .borrow_mut()
+            .insert(dir.to_string(), parsed.clone());
+        parsed
     }
 
     /// The conditions under which `file` (a `.c` relative to the root) is compiled into the

@@ -2,10 +2,10 @@
 //! `name$variant`s too), `--disable` globs, and the producers of every resource the chosen calls
 //! need, added automatically.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-use crate::target::{produces, required_resources, Target};
-use crate::types::SyscallId;
+use crate::target::{produced_resources, required_resources, Target};
+use crate::types::{ResourceId, SyscallId};
 
 #[derive(Debug, Clone, Default)]
 pub struct Selection {
@@ -99,46 +99,56 @@ pub fn select(
             sel.enabled.push(s.id);
         }
     }
-    // Add producers until every needed resource can be made.
-    loop {
-        let mut added = false;
-        let enabled = sel.enabled.clone();
-        for id in enabled {
-            for need in required_resources(target, &target.syscalls[id]) {
-                let have = sel.enabled.iter().any(|e| {
-                    let s = &target.syscalls[*e];
-                    (0..target.resources.len()).any(|r| {
-                        target.resources[need].accepts(&target.resources[r])
-                            && produces(target, s, r)
-                    })
-                });
-                if have {
-                    continue;
-                }
-                let producer = target.syscalls.iter().find(|s| {
-                    !sel.enabled.contains(&s.id)
-                        && !matches_any(&disable, &s.name)
-                        && (!ON_PURPOSE.iter().any(|w| s.name.contains(w))
-                            || ON_PURPOSE.iter().any(|w| target.syscalls[id].name.contains(w)))
-                        && (0..target.resources.len()).any(|r| target.resources[need].accepts(&target.resources[r]) && produces(target, s, r))
-                        // Prefer plain constructors: they need nothing themselves.
-                        && required_resources(target, s).is_empty()
-                });
-                if let Some(p) = producer {
-                    sel.enabled.push(p.id);
-                    sel.added_for
-                        .insert(p.name.clone(), target.resources[need].name.clone());
-                    added = true;
-                }
+    // Add producers until every needed resource can be made. What each call makes is worked
+    // out once: syzkaller's descriptions enable thousands of calls.
+    let makes: Vec<HashSet<ResourceId>> = target
+        .syscalls
+        .iter()
+        .map(|s| produced_resources(target, s))
+        .collect();
+    let mut needs: HashMap<SyscallId, Vec<ResourceId>> = HashMap::new();
+    let mut made: HashSet<ResourceId> = HashSet::new();
+    for id in &sel.enabled {
+        made.extend(&makes[*id]);
+    }
+    let can_make = |made: &HashSet<ResourceId>, need: ResourceId| {
+        made.iter()
+            .any(|r| target.resources[need].accepts(&target.resources[*r]))
+    };
+    let mut todo: Vec<SyscallId> = sel.enabled.clone();
+    while let Some(id) = todo.pop() {
+        let call_needs = needs
+            .entry(id)
+            .or_insert_with(|| required_resources(target, &target.syscalls[id]))
+            .clone();
+        for need in call_needs {
+            if can_make(&made, need) {
+                continue;
             }
-        }
-        if !added {
-            break;
+            let producer = target.syscalls.iter().find(|s| {
+                !sel.enabled.contains(&s.id)
+                    && !matches_any(&disable, &s.name)
+                    && (!ON_PURPOSE.iter().any(|w| s.name.contains(w))
+                        || ON_PURPOSE.iter().any(|w| target.syscalls[id].name.contains(w)))
+                    && makes[s.id]
+                        .iter()
+                        .any(|r| target.resources[need].accepts(&target.resources[*r]))
+                    // Prefer plain constructors: they need nothing themselves.
+                    && required_resources(target, s).is_empty()
+            });
+            if let Some(p) = producer {
+                sel.enabled.push(p.id);
+                made.extend(&makes[p.id]);
+                sel.added_for
+                    .insert(p.name.clone(), target.resources[need].name.clone());
+                todo.push(p.id);
+            }
         }
     }
     sel.enabled.sort();
+    let chosen: HashSet<SyscallId> = sel.enabled.iter().copied().collect();
     for s in &target.syscalls {
-        if !sel.enabled.contains(&s.id) && !sel.left_out.contains_key(&s.name) {
+        if !chosen.contains(&s.id) && !sel.left_out.contains_key(&s.name) {
             sel.left_out
                 .insert(s.name.clone(), "not matched by --syscalls".into());
         }
