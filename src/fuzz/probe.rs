@@ -243,9 +243,42 @@ pub fn check_vm(
         // Over the live status line.
         eprint!("\r\x1b[2K");
     }
+    // A few are named one by one; thousands (syzkaller's descriptions on a small kernel) are
+    // summed up by reason, each with -v.
+    const NAMED: usize = 20;
+    let verbose = shell.verbosity == crate::shell::Verbosity::Verbose;
     for d in &dropped {
-        shell.warn(format!("{}: {}", d.name, d.reason));
+        if dropped.len() <= NAMED {
+            shell.warn(format!("{}: {}", d.name, d.reason));
+        } else {
+            shell.verbose("Dropped", format!("{}: {}", d.name, d.reason));
+        }
         shell.json(&serde_json::json!({"reason": "call-dropped", "name": d.name, "why": d.reason}));
+    }
+    if dropped.len() > NAMED {
+        let mut by_reason: HashMap<String, usize> = HashMap::new();
+        for d in &dropped {
+            *by_reason
+                .entry(kfuzz_prog::summary::reason_class(&d.reason))
+                .or_default() += 1;
+        }
+        let mut top: Vec<(String, usize)> = by_reason.into_iter().collect();
+        top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let list: Vec<String> = top
+            .iter()
+            .take(6)
+            .map(|(why, n)| format!("{n} {why}"))
+            .collect();
+        shell.warn(format!(
+            "{} calls cannot run on this kernel: {}{}",
+            dropped.len(),
+            list.join("; "),
+            if verbose {
+                ""
+            } else {
+                " (-v names each call and its option)"
+            }
+        ));
     }
     Some(kept)
 }
