@@ -246,6 +246,26 @@ fn file_consts_with(
     Ok(map)
 }
 
+/// With `KFUZZ_DEBUG_CONSTS=DIR`, each failed try's C source and gcc's errors are kept in DIR
+/// (`FILE.k0.c`/`.err` for the kernel's view, `u` for the uapi one), to see why a constant is
+/// missing.
+fn keep_for_debugging(f: &FileConsts, headers: &HeaderSet, attempt: usize, src: &str, err: &[u8]) {
+    let Some(dir) = std::env::var_os("KFUZZ_DEBUG_CONSTS") else {
+        return;
+    };
+    let name = Path::new(&f.file)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let base = Path::new(&dir).join(name);
+    let view = if headers.prelude.is_empty() { "k" } else { "u" };
+    let _ = std::fs::write(base.with_extension(format!("{view}{attempt}.c")), src);
+    let _ = std::fs::write(
+        base.with_extension(format!("{view}{attempt}.err")),
+        format!("{:?}\n{}", headers.flags, String::from_utf8_lossy(err)),
+    );
+}
+
 /// What a line of the generated C file holds, so that a compiler error's line number says
 /// what to leave out on the next try.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -308,7 +328,7 @@ fn compile_values(f: &FileConsts, headers: &HeaderSet) -> anyhow::Result<HashMap
         .iter()
         .map(|d| format!("-I{}", headers.root.join(d).display()))
         .collect();
-    for _attempt in 0..8 {
+    for attempt in 0..8 {
         let (src, map) = c_source(headers.prelude, &includes, &defines, &names);
         std::fs::write(&c, &src).context("cannot write the constants program")?;
         let out = duct::cmd(
@@ -337,25 +357,7 @@ fn compile_values(f: &FileConsts, headers: &HeaderSet) -> anyhow::Result<HashMap
             let values = read_array(&o, names.len())?;
             return Ok(names.into_iter().zip(values).collect());
         }
-        if let Some(d) = std::env::var_os("KFUZZ_DEBUG_CONSTS") {
-            let base = std::path::Path::new(&d).join(
-                Path::new(&f.file)
-                    .file_name()
-                    .unwrap_or_default()
-                    .to_string_lossy()
-                    .into_owned(),
-            );
-            let view = if headers.prelude.is_empty() { "k" } else { "u" };
-            let _ = std::fs::write(base.with_extension(format!("{view}{_attempt}.c")), &src);
-            let _ = std::fs::write(
-                base.with_extension(format!("{view}{_attempt}.err")),
-                format!(
-                    "{:?}\n{}",
-                    headers.flags,
-                    String::from_utf8_lossy(&out.stderr)
-                ),
-            );
-        }
+        keep_for_debugging(f, headers, attempt, &src, &out.stderr);
         let bad = failures(&String::from_utf8_lossy(&out.stderr), &map);
         if bad.is_empty() {
             // An error the lines do not explain: the file gets no values, and its constants
