@@ -1117,16 +1117,6 @@ impl<'a> Builder<'a> {
             | "offsetof" => {
                 want(1, 2, "[target] or [target, intN]")?;
                 let mut path = Vec::new();
-                fn flatten(a: &TypeArg, out: &mut Vec<String>) -> bool {
-                    match a {
-                        TypeArg::Type(t) if t.args.is_empty() => {
-                            out.push(t.name.clone());
-                            true
-                        }
-                        TypeArg::Colon(x, y) => flatten(x, out) && flatten(y, out),
-                        _ => false,
-                    }
-                }
                 if !flatten(args[0], &mut path) {
                     return err(args[0].pos(), "expected the name of an argument or field");
                 }
@@ -1480,16 +1470,6 @@ impl<'a> Builder<'a> {
                     return err(&t.pos, "expected value[path:to:field]");
                 };
                 let mut out = Vec::new();
-                fn flatten(a: &TypeArg, out: &mut Vec<String>) -> bool {
-                    match a {
-                        TypeArg::Type(t) if t.args.is_empty() => {
-                            out.push(t.name.clone());
-                            true
-                        }
-                        TypeArg::Colon(x, y) => flatten(x, out) && flatten(y, out),
-                        _ => false,
-                    }
-                }
                 if !flatten(path, &mut out) {
                     return err(path.pos(), "expected a field path like parent:flags");
                 }
@@ -1637,6 +1617,19 @@ fn int_kind_size(kind: &TypeKind) -> Option<u8> {
         | TypeKind::Len { size, .. }
         | TypeKind::Proc { size, .. } => Some(*size),
         _ => None,
+    }
+}
+
+/// `a:b:c` as the names `[a, b, c]` (a `len`/`offsetof`/`value` path); false when a part is
+/// not a plain name.
+fn flatten(a: &TypeArg, out: &mut Vec<String>) -> bool {
+    match a {
+        TypeArg::Type(t) if t.args.is_empty() => {
+            out.push(t.name.clone());
+            true
+        }
+        TypeArg::Colon(x, y) => flatten(x, out) && flatten(y, out),
+        _ => false,
     }
 }
 
