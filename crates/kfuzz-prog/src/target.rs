@@ -874,6 +874,20 @@ impl<'a> Builder<'a> {
         let (kinds, size, mut special) = if let Some((size, _)) = int_base(&base.name) {
             (vec![name.to_string()], size, Vec::new())
         } else if self.resource_nodes.contains_key(base.name.as_str()) {
+            // Walk the chain of bases first: a cycle (`resource ra[rb]`, `resource rb[ra]`)
+            // is an error, not endless recursion.
+            let mut seen = vec![name];
+            let mut at = base.name.as_str();
+            while let Some((b, _, _)) = self.resource_nodes.get(at) {
+                if seen.contains(&at) {
+                    return err(
+                        &base.pos,
+                        format!("resource `{name}` is its own base (through `{at}`)"),
+                    );
+                }
+                seen.push(at);
+                at = b.name.as_str();
+            }
             let parent = self.resource(&base.name, &base.pos)?;
             let p = &self.resources[parent];
             let mut k = p.kinds.clone();

@@ -102,3 +102,15 @@ fn templates_structs_and_resource_inheritance() {
     assert_eq!(t.resources[fd_pipe].special, [0xffffffffffffffff]);
     assert!(kfuzz_prog::target::produces(&t, pipe, fd_pipe));
 }
+
+#[test]
+fn resources_that_are_their_own_base_disable_their_users_without_recursing_forever() {
+    let t = target_of(
+        "resource ra[rb]\nresource rb[ra]\nresource rc[rc]\n\
+         read$ra(fd ra, buf ptr[out, int8], n len[buf])\n\
+         read$rc(fd rc, buf ptr[out, int8], n len[buf])\n",
+        &[],
+    );
+    assert!(reason(&t, "read$ra").contains("is its own base"));
+    assert!(reason(&t, "read$rc").contains("is its own base"));
+}
