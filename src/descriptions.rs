@@ -209,13 +209,7 @@ fn write_name(root: &Path, rev: &str, commit: &str, kind: RevKind) -> anyhow::Re
         RevKind::Branch => "branch",
         RevKind::Commit | RevKind::Other => "other",
     };
-    let mut tmp = tempfile::NamedTempFile::new_in(&dir)
-        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
-    std::io::Write::write_all(&mut tmp, format!("{commit} {kind}\n").as_bytes())
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    tmp.persist(&path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    crate::fsutil::write_atomic(&path, format!("{commit} {kind}\n").as_bytes())
 }
 
 fn read_name(root: &Path, rev: &str) -> Option<(String, RevKind)> {
@@ -443,6 +437,8 @@ fn extract(
         .map_err(|_| anyhow!("{LINUX_DIR} of {hash} is not a folder"))?;
     let tmp = tempfile::Builder::new()
         .prefix(&format!(".tmp-{hash}-"))
+        // Renamed into place below: a folder like any other (umask applies), not 0700.
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o777))
         .tempdir_in(root)
         .with_context(|| format!("cannot create a temporary folder in {}", root.display()))?;
     let mut files = 0;

@@ -2,6 +2,7 @@
 
 pub mod cli;
 pub mod descriptions;
+pub mod fsutil;
 pub mod fuzz;
 pub mod guest;
 pub mod host;

@@ -26,7 +26,7 @@ pub fn init(tree: &KernelTree, force: bool) -> anyhow::Result<InitOutcome> {
     let work = tree.work_dir();
     std::fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    crate::kernel::build::write_atomic(&manifest_path, manifest::template(cpus).as_bytes())?;
+    crate::fsutil::write_atomic(&manifest_path, manifest::template(cpus).as_bytes())?;
     let excluded_in_git = exclude_in_git(&tree.root)?;
     Ok(InitOutcome { excluded_in_git })
 }

@@ -463,7 +463,7 @@ pub struct Written {
 pub fn write_repro(dir: &Path, target: &Target, o: &Outcome) -> anyhow::Result<Written> {
     let syz = dir.join("repro.syz");
     let body = format!("{}\n{}", o.opts.header(), text::format(target, &o.prog));
-    crate::kernel::build::write_atomic(&syz, body.as_bytes())?;
+    crate::fsutil::write_atomic(&syz, body.as_bytes())?;
     let c = dir.join("repro.c");
     let scale_ms = 300;
     let csrc = csource::generate(
@@ -480,7 +480,7 @@ pub fn write_repro(dir: &Path, target: &Target, o: &Outcome) -> anyhow::Result<W
             call_timeout_ms: scale_ms,
         },
     );
-    crate::kernel::build::write_atomic(&c, csrc.as_bytes())?;
+    crate::fsutil::write_atomic(&c, csrc.as_bytes())?;
     Ok(Written {
         syz,
         c,
@@ -558,7 +558,7 @@ pub fn reproduce_into(
     let found = result?;
     let Some((o, files)) = found else {
         steps.push_str("not reproduced\n");
-        crate::kernel::build::write_atomic(&out_dir.join("repro.log"), steps.as_bytes())?;
+        crate::fsutil::write_atomic(&out_dir.join("repro.log"), steps.as_bytes())?;
         return Ok(None);
     };
     let s = Summary {
@@ -572,8 +572,8 @@ pub fn reproduce_into(
         c: files.c,
     };
     steps.push_str(&format!("reproduced {}\n", s.line()));
-    crate::kernel::build::write_atomic(&files.log, steps.as_bytes())?;
-    crate::kernel::build::write_atomic(
+    crate::fsutil::write_atomic(&files.log, steps.as_bytes())?;
+    crate::fsutil::write_atomic(
         &out_dir.join("repro.json"),
         format!("{:#}\n", serde_json::to_value(&s)?).as_bytes(),
     )?;

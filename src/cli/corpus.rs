@@ -379,7 +379,7 @@ fn export(
     }
     for (name, e) in &wanted {
         let path = to.join(format!("{name}.syz"));
-        crate::kernel::build::write_atomic(&path, e.text.as_bytes())?;
+        crate::fsutil::write_atomic(&path, e.text.as_bytes())?;
         if let (false, Some(meta)) = (no_meta, &e.meta) {
             corpus::save_meta(&path, meta)?;
         }

@@ -3,7 +3,6 @@
 //! loses no program that was announced as added.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -20,15 +19,7 @@ pub fn save(dir: &Path, text: &str) -> anyhow::Result<PathBuf> {
     if path.exists() {
         return Ok(path);
     }
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot write in {}", dir.display()))?;
-    tmp.write_all(text.as_bytes())?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(&path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
+    crate::fsutil::write_atomic(&path, text.as_bytes())?;
     Ok(path)
 }
 
@@ -72,7 +63,7 @@ pub fn meta_path(program: &Path) -> PathBuf {
 /// Writes a program's metadata durably (after the program itself).
 pub fn save_meta(program: &Path, meta: &Meta) -> anyhow::Result<()> {
     let text = serde_json::to_string(meta)?;
-    crate::kernel::build::write_atomic(&meta_path(program), format!("{text}\n").as_bytes())
+    crate::fsutil::write_atomic(&meta_path(program), format!("{text}\n").as_bytes())
 }
 
 pub fn load_meta(program: &Path) -> Option<Meta> {

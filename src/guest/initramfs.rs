@@ -178,7 +178,7 @@ pub fn build(dir: &Path, files: &[GuestFile], base: &Path) -> anyhow::Result<Ini
             let _ = std::fs::remove_file(p);
         }
     }
-    crate::kernel::build::write_atomic(&path, &bytes)?;
+    crate::fsutil::write_atomic(&path, &bytes)?;
     Ok(Initramfs {
         path,
         size: bytes.len() as u64,

@@ -118,7 +118,7 @@ pub fn checkout(tree: &KernelTree, rev: &str, shell: &Shell) -> anyhow::Result<(
             }
         }
     }
-    super::build::write_atomic(&stamp, format!("{}\n", commit.id()).as_bytes())?;
+    crate::fsutil::write_atomic(&stamp, format!("{}\n", commit.id()).as_bytes())?;
     let base_tree = KernelTree::at(&dir).with_context(|| {
         format!(
             "{rev} ({short}) is not a kernel tree at {}",

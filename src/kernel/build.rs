@@ -13,6 +13,7 @@ use super::compiler::{self, CompilerInfo};
 use super::fragments;
 use super::kconfig::{self, DotConfig, Mismatch, Request};
 use super::tree::KernelTree;
+use crate::fsutil;
 use crate::manifest::{ConfigBase, Manifest};
 use crate::shell::Shell;
 
@@ -184,7 +185,7 @@ pub fn build(
         started: build_started,
         steps,
     };
-    write_atomic(&stamp_path, &serde_json::to_vec_pretty(&stamp)?)?;
+    fsutil::write_atomic(&stamp_path, &serde_json::to_vec_pretty(&stamp)?)?;
     finished(shell, &kernel, started.elapsed());
     Ok(BuildOutcome::Kernel(kernel))
 }
@@ -305,7 +306,7 @@ fn configure(
         ConfigBase::Minimal => make.run_quiet(&["tinyconfig"], log)?,
         ConfigBase::Defconfig => make.run_quiet(&["x86_64_defconfig"], log)?,
         ConfigBase::File(_) => {
-            write_atomic(&config_path, base_text.unwrap_or_default().as_bytes())?;
+            fsutil::write_atomic(&config_path, base_text.unwrap_or_default().as_bytes())?;
         }
     }
     let text = std::fs::read_to_string(&config_path)
@@ -313,7 +314,7 @@ fn configure(
     let mut config = DotConfig::parse(&text);
     config.merge(&unverified);
     config.merge(&requests);
-    write_atomic(&config_path, config.to_text().as_bytes())?;
+    fsutil::write_atomic(&config_path, config.to_text().as_bytes())?;
     make.run_quiet(&["olddefconfig"], log)?;
 
     let final_text = std::fs::read_to_string(&config_path)
@@ -360,7 +361,7 @@ fn configure(
             config_path.display()
         ),
     );
-    write_atomic(
+    fsutil::write_atomic(
         &stamp_path,
         format!("{inputs} {}\n", sha256_file(&config_path)?).as_bytes(),
     )?;
@@ -618,18 +619,9 @@ fn sha256_file(path: &Path) -> anyhow::Result<String> {
     Ok(hex::encode(Sha256::digest(&bytes)))
 }
 
-/// Write to a temp file in the same directory, fsync, rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
-    tmp.write_all(bytes)
-        .and_then(|_| tmp.as_file().sync_all())
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    tmp.persist(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
-}
+/// Moved to [`crate::fsutil::write_atomic`]; kept here only while callers outside this change
+/// still name it.
+pub use crate::fsutil::write_atomic;
 
 /// True when any source file in the tree changed after `since` (seconds since the epoch).
 /// Skips `.git`, `.kfuzz` and the manifest (its kernel part is hashed with the config).

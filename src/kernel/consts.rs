@@ -242,7 +242,7 @@ fn file_consts_with(
     }
     let map = compile_values(f, headers)
         .with_context(|| format!("computing the constants of {}", f.file))?;
-    crate::kernel::build::write_atomic(&cache, &serde_json::to_vec(&map)?)?;
+    crate::fsutil::write_atomic(&cache, &serde_json::to_vec(&map)?)?;
     Ok(map)
 }
 

@@ -69,7 +69,7 @@ impl SyscallSources {
                     }
                 }
             }
-            let _ = super::build::write_atomic(&cache, &serde_json::to_vec(&sources)?);
+            let _ = crate::fsutil::write_atomic(&cache, &serde_json::to_vec(&sources)?);
         }
         Ok(sources)
     }
