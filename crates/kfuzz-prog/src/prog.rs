@@ -8,6 +8,17 @@ use crate::types::*;
 pub use kfuzz_wire::{data_room, in_data, DATA_AREAS, DATA_BASE, DATA_SIZE};
 pub const PAGE: u64 = 4096;
 
+/// How deeply argument values may nest (each pointer, struct, array and union is a level; a
+/// call's argument is level 1). Program text nesting deeper is refused, generation never goes
+/// deeper, and descriptions whose values must go deeper disable their calls: every walk over a
+/// program stays within a small, fixed stack.
+pub const MAX_DEPTH: usize = 128;
+
+/// The most data a program's pointers may point to, all pointees together: the half of the data
+/// area where generation places them (the other half holds `vma` ranges). Program text asking
+/// for more is refused; calls whose smallest value needs more are disabled.
+pub const MAX_DATA: u64 = DATA_SIZE / 2;
+
 /// A resource variable: defined by a call's return or an output field, used by later args.
 pub type VarId = u32;
 
@@ -308,6 +319,55 @@ pub fn layout(target: &Target, t: &Type, a: &Arg) -> (u64, u64) {
         }
         _ => (0, 1),
     }
+}
+
+/// Bytes of memory a call's pointers point to: every pointee's size, nested pointees included.
+pub fn call_data_size(target: &Target, call: &Call) -> u64 {
+    let mut total: u64 = 0;
+    visit_args(target, call, &mut |t, a| {
+        if let (
+            TypeKind::Ptr { elem, .. },
+            Arg::Ptr {
+                pointee: Some(p), ..
+            },
+        ) = (&t.kind, a)
+        {
+            total = total.saturating_add(arg_size(target, elem, p));
+        }
+    });
+    total
+}
+
+/// The same for a whole program.
+pub fn data_size(target: &Target, p: &Prog) -> u64 {
+    p.calls
+        .iter()
+        .map(|c| call_data_size(target, c))
+        .fold(0, u64::saturating_add)
+}
+
+/// How deeply an argument value nests: 1 for a scalar, one more per pointer, struct, array or
+/// union around it.
+pub fn arg_depth(a: &Arg) -> usize {
+    // A loop over levels rather than recursion: the value may come from anywhere.
+    let mut level: Vec<&Arg> = vec![a];
+    let mut depth = 0;
+    while !level.is_empty() {
+        depth += 1;
+        let mut next = Vec::new();
+        for a in level {
+            match a {
+                Arg::Ptr {
+                    pointee: Some(p), ..
+                } => next.push(&**p),
+                Arg::Group(items) => next.extend(items.iter()),
+                Arg::Union { arg, .. } => next.push(&**arg),
+                _ => {}
+            }
+        }
+        level = next;
+    }
+    depth
 }
 
 /// Layout of a type's default value (used for the options of a union not chosen).

@@ -207,6 +207,8 @@ struct Cursor<'a> {
     i: usize,
     line: usize,
     line_start: usize,
+    /// Nesting level of the value being read (a call's argument is 1).
+    depth: usize,
 }
 
 type PR<T> = Result<T, ProgError>;
@@ -260,6 +262,8 @@ impl<'a> Cursor<'a> {
         }
         String::from_utf8_lossy(&self.s[s..self.i]).into_owned()
     }
+    /// A number: decimal or `0x` hex, 64 bits; a leading `-` for the two's complement of at
+    /// most 2^63. Anything outside is an error, never a wrapped value.
     fn number(&mut self) -> PR<u64> {
         self.ws();
         let s = self.i;
@@ -271,17 +275,26 @@ impl<'a> Cursor<'a> {
             self.i += 1;
         }
         let lit = std::str::from_utf8(&self.s[s..self.i]).unwrap_or("");
-        let digits = lit.trim_start_matches('-');
-        let v = if let Some(h) = digits.strip_prefix("0x") {
-            u64::from_str_radix(h, 16)
-        } else {
-            digits.parse::<u64>()
+        let digits = if neg { &lit[1..] } else { lit };
+        let (digits, radix) = match digits.strip_prefix("0x") {
+            Some(h) => (h, 16),
+            None => (digits, 10),
         };
+        let well_formed = !digits.is_empty() && digits.chars().all(|c| c.is_digit(radix));
+        if !well_formed {
+            self.i = s;
+            return self.err(format!("expected a number, found {}", self.found()));
+        }
+        let v = u64::from_str_radix(digits, radix)
+            .ok()
+            .filter(|v| !neg || *v <= 1 << 63);
         match v {
-            Ok(v) => Ok(if neg { v.wrapping_neg() } else { v }),
-            Err(_) => {
+            Some(v) => Ok(if neg { v.wrapping_neg() } else { v }),
+            None => {
                 self.i = s;
-                self.err(format!("expected a number, found {}", self.found()))
+                self.err(format!(
+                    "number `{lit}` is out of range: expected -0x8000000000000000 to 0xffffffffffffffff"
+                ))
             }
         }
     }
@@ -299,7 +312,8 @@ enum Raw {
     },
     Def {
         name: String,
-        inner: Box<Raw>,
+        val: u64,
+        col: usize,
     },
     Ptr {
         addr: u64,
@@ -310,6 +324,7 @@ enum Raw {
     Data {
         bytes: Vec<u8>,
         out_len: Option<u64>,
+        col: usize,
     },
     Group(Vec<Raw>, usize),
     Array(Vec<Raw>, usize),
@@ -321,8 +336,21 @@ enum Raw {
     Auto,
 }
 
+/// One argument value; nesting is bounded so that no text can exhaust the stack.
 fn raw(c: &mut Cursor) -> PR<Raw> {
     c.ws();
+    if c.depth >= MAX_DEPTH {
+        return c.err(format!(
+            "nesting deeper than {MAX_DEPTH} levels (pointers, structs, arrays, unions)"
+        ));
+    }
+    c.depth += 1;
+    let r = raw_value(c);
+    c.depth -= 1;
+    r
+}
+
+fn raw_value(c: &mut Cursor) -> PR<Raw> {
     let col = c.i;
     match c.peek() {
         b'0'..=b'9' | b'-' => Ok(Raw::Num(c.number()?, col)),
@@ -347,9 +375,12 @@ fn raw(c: &mut Cursor) -> PR<Raw> {
             let name = c.ident();
             c.expect(b'=', "`=` in `<rN=>`")?;
             c.expect(b'>', "`>` in `<rN=>`")?;
+            c.ws();
+            let col = c.i;
             Ok(Raw::Def {
                 name,
-                inner: Box::new(raw(c)?),
+                val: c.number()?,
+                col,
             })
         }
         b'&' => {
@@ -402,6 +433,7 @@ fn raw(c: &mut Cursor) -> PR<Raw> {
             Ok(Raw::Data {
                 bytes,
                 out_len: None,
+                col,
             })
         }
         b'"' => {
@@ -434,7 +466,11 @@ fn raw(c: &mut Cursor) -> PR<Raw> {
             } else {
                 None
             };
-            Ok(Raw::Data { bytes, out_len })
+            Ok(Raw::Data {
+                bytes,
+                out_len,
+                col,
+            })
         }
         b'\'' => {
             c.i += 1;
@@ -484,7 +520,11 @@ fn raw(c: &mut Cursor) -> PR<Raw> {
             } else {
                 None
             };
-            Ok(Raw::Data { bytes, out_len })
+            Ok(Raw::Data {
+                bytes,
+                out_len,
+                col,
+            })
         }
         b'{' | b'[' => {
             let close = if c.peek() == b'{' { b'}' } else { b']' };
@@ -541,6 +581,8 @@ struct Typer<'a> {
     line_start: usize,
     /// The call being read has a length written AUTO.
     auto_len: bool,
+    /// Bytes of buffers read so far (bounded by `MAX_DATA` before anything is allocated).
+    data: u64,
 }
 
 impl Typer<'_> {
@@ -593,10 +635,7 @@ impl Typer<'_> {
                 src: None,
                 val: mask(v),
             }),
-            (TypeKind::Resource(id), Raw::Def { name, inner }) => {
-                let Raw::Num(v, _) = *inner else {
-                    return self.err(0, "expected a number after `<rN=>`");
-                };
+            (TypeKind::Resource(id), Raw::Def { name, val: v, .. }) => {
                 let var = self.prog.new_var();
                 self.vars.insert(name, (var, *id));
                 Arg::Res(ResArg {
@@ -612,10 +651,17 @@ impl Typer<'_> {
                 src: None,
                 val: target.resources[*id].special.first().copied().unwrap_or(0),
             }),
-            (k, Raw::Num(v, _))
+            (k, Raw::Num(v, col))
                 if int_size(k, &target.resources).is_some()
                     && !matches!(k, TypeKind::Ptr { .. } | TypeKind::Vma { .. }) =>
             {
+                let size = int_size(k, &target.resources).unwrap_or(8);
+                if !fits(v, size) {
+                    return self.err(
+                        col,
+                        format!("{v:#x} does not fit {} ({size} bytes)", kind_name(k)),
+                    );
+                }
                 Arg::Int(mask(v))
             }
             // AUTO: a constant's value; a length is computed once the call is read.
@@ -660,10 +706,30 @@ impl Typer<'_> {
                 };
                 Arg::Ptr { addr, pointee }
             }
-            (TypeKind::Buffer { .. }, Raw::Data { bytes, out_len }) => match out_len {
-                Some(n) => Arg::Data(vec![0; n.min(1 << 20) as usize]),
-                None => Arg::Data(bytes),
-            },
+            (
+                TypeKind::Buffer { .. },
+                Raw::Data {
+                    bytes,
+                    out_len,
+                    col,
+                },
+            ) => {
+                let n = out_len.unwrap_or(bytes.len() as u64);
+                self.data = self.data.saturating_add(n);
+                if self.data > MAX_DATA {
+                    return self.err(
+                        col,
+                        format!(
+                            "{} bytes of data: a program's data may not pass {MAX_DATA} bytes",
+                            self.data
+                        ),
+                    );
+                }
+                match out_len {
+                    Some(n) => Arg::Data(vec![0; n as usize]),
+                    None => Arg::Data(bytes),
+                }
+            }
             (TypeKind::Array { elem, .. }, Raw::Array(items, _)) => {
                 let mut out = Vec::new();
                 for i in items {
@@ -719,6 +785,8 @@ impl Typer<'_> {
             (k, r) => {
                 let col = match &r {
                     Raw::Num(_, c)
+                    | Raw::Def { col: c, .. }
+                    | Raw::Data { col: c, .. }
                     | Raw::Var { col: c, .. }
                     | Raw::Ptr { col: c, .. }
                     | Raw::Group(_, c)
@@ -736,6 +804,17 @@ impl Typer<'_> {
             }
         })
     }
+}
+
+/// `v` is a `size`-byte integer: unsigned, or negative and sign-extended (`-1` is
+/// 0xffffffffffffffff whatever the size).
+fn fits(v: u64, size: u8) -> bool {
+    if size >= 8 {
+        return true;
+    }
+    let bits = u32::from(size) * 8;
+    let signed = v as i64;
+    v >> bits == 0 || (signed < 0 && signed >= -(1i64 << (bits - 1)))
 }
 
 fn kind_name(k: &TypeKind) -> &'static str {
@@ -764,7 +843,9 @@ pub fn parse(target: &Target, text: &str) -> Result<Prog, ProgError> {
         line: 0,
         line_start: 0,
         auto_len: false,
+        data: 0,
     };
+    let mut data: u64 = 0;
     let bytes = text.as_bytes();
     let mut offset = 0;
     for (li, line) in text.split_inclusive('\n').enumerate() {
@@ -781,6 +862,7 @@ pub fn parse(target: &Target, text: &str) -> Result<Prog, ProgError> {
             i: start,
             line: li + 1,
             line_start: start,
+            depth: 0,
         };
         c.ws();
         let mut ret_name = None;
@@ -845,6 +927,13 @@ pub fn parse(target: &Target, text: &str) -> Result<Prog, ProgError> {
         };
         if std::mem::take(&mut ty.auto_len) {
             crate::gen::fix_lens(target, &mut call);
+        }
+        data = data.saturating_add(call_data_size(target, &call));
+        if data > MAX_DATA {
+            c.i = name_col;
+            return c.err(format!(
+                "the program's pointers reach {data} bytes of data by this call: at most {MAX_DATA} fit"
+            ));
         }
         ty.prog.calls.push(call);
     }
