@@ -287,6 +287,7 @@ pub fn eval_expr(expr: &str, config: &DotConfig) -> Option<bool> {
     let mut p = ExprParser {
         tokens: &tokens,
         pos: 0,
+        depth: 0,
         config,
     };
     let v = p.or()?;
@@ -340,9 +341,15 @@ fn tokenize(expr: &str) -> Option<Vec<Token>> {
     Some(out)
 }
 
+/// How deep `!` and parentheses may nest: real Kconfig goes a few levels deep; a line of
+/// thousands of `(` must be a "not understood", not a stack overflow.
+const MAX_EXPR_DEPTH: usize = 64;
+
 struct ExprParser<'a> {
     tokens: &'a [Token],
     pos: usize,
+    /// `!` and `(` being parsed around the current token.
+    depth: usize,
     config: &'a DotConfig,
 }
 
@@ -373,6 +380,16 @@ impl ExprParser<'_> {
     }
 
     fn not(&mut self) -> Option<u8> {
+        if self.depth >= MAX_EXPR_DEPTH {
+            return None;
+        }
+        self.depth += 1;
+        let v = self.operand();
+        self.depth -= 1;
+        v
+    }
+
+    fn operand(&mut self) -> Option<u8> {
         if self.eat("!") {
             return Some(2 - self.not()?);
         }
@@ -536,5 +553,19 @@ mod tests {
                 ("SLUB_TINY".into(), "y".into())
             ]
         );
+    }
+
+    /// Found by `cargo fuzz run kconfig`: a line of 200 000 `(` overflowed the stack.
+    #[test]
+    fn deeply_nested_expressions_are_not_understood_instead_of_overflowing() {
+        let config = DotConfig::parse("CONFIG_A=y\n");
+        assert_eq!(eval_expr(&"(".repeat(200_000), &config), None);
+        assert_eq!(
+            eval_expr(&format!("{}A", "!".repeat(200_000)), &config),
+            None
+        );
+        let nested = format!("{}A{}", "(".repeat(20), ")".repeat(20));
+        assert_eq!(eval_expr(&nested, &config), Some(true));
+        assert_eq!(eval_expr(&format!("!!!!{nested}"), &config), Some(true));
     }
 }
