@@ -475,8 +475,13 @@ pub fn read_msg<R: Read, T: DeserializeOwned>(r: &mut R) -> Result<T, WireError>
     if len > MAX_FRAME {
         return Err(WireError::TooLarge(len));
     }
-    let mut payload = vec![0u8; len as usize];
-    r.read_exact(&mut payload)?;
+    // Grown as bytes arrive: a length prefix alone (a corrupted or hostile peer) costs no
+    // 64 MiB allocation.
+    let mut payload = Vec::with_capacity((len as usize).min(64 << 10));
+    r.by_ref().take(u64::from(len)).read_to_end(&mut payload)?;
+    if payload.len() < len as usize {
+        return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+    }
     Ok(postcard::from_bytes(&payload)?)
 }
 
@@ -553,6 +558,12 @@ mod tests {
         assert!(matches!(
             read_msg::<_, HostMsg>(&mut r),
             Err(WireError::Io(_))
+        ));
+        // A frame announcing MAX_FRAME bytes that never come: an error, without allocating them.
+        let mut r = &MAX_FRAME.to_le_bytes()[..];
+        assert!(matches!(
+            read_msg::<_, HostMsg>(&mut r),
+            Err(WireError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof
         ));
         let mut r = &[1, 0, 0, 0, 200][..];
         assert!(matches!(
