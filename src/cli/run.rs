@@ -179,5 +179,8 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
     shell.println(format!("corpus:  {}", workdir.join("corpus").display()));
     shell.println(format!("crashes: {}", workdir.join("crashes").display()));
     shell.json(&serde_json::json!({"reason": "run-finished", "summary": summary}));
+    if let Some(e) = summary.error {
+        anyhow::bail!("{e}");
+    }
     Ok(0)
 }

@@ -71,6 +71,8 @@ pub struct Stats {
     pub cover: AtomicU64,
     pub crashes: AtomicU64,
     pub vm_restarts: AtomicU64,
+    /// VMs given up on because they flooded their console.
+    pub floods: AtomicU64,
     /// Programs run from comparison hints.
     pub hints: AtomicU64,
     /// Sums over all executions, in microseconds: the guest's phases (see `ExecTiming`) and
@@ -152,6 +154,8 @@ pub struct Fuzzer {
     shell: Shell,
     /// New crash titles (their directories) for the reproducer thread.
     repro_queue: Mutex<VecDeque<(PathBuf, String)>>,
+    /// Why the run stopped early: what it found could not be kept (a full disk).
+    fatal: Mutex<Option<String>>,
 }
 
 const RECENT_PROGRAMS: usize = 4096;
@@ -167,6 +171,12 @@ pub struct Summary {
     pub hints: u64,
     pub crashes: Vec<(String, usize)>,
     pub workdir: PathBuf,
+    /// VMs booted again after a crash, a hang or a flood.
+    pub vm_restarts: u64,
+    /// VMs given up on because they flooded their console.
+    pub floods: u64,
+    /// Set when the run stopped because what it found could not be saved.
+    pub error: Option<String>,
 }
 
 impl Fuzzer {
@@ -214,6 +224,7 @@ impl Fuzzer {
             recent: Mutex::new(VecDeque::new()),
             shell: shell.clone(),
             repro_queue: Mutex::new(VecDeque::new()),
+            fatal: Mutex::new(None),
         }))
     }
 
@@ -290,6 +301,9 @@ impl Fuzzer {
             hints: self.stats.hints.load(Ordering::SeqCst),
             crashes: st.unwrap_or_default(),
             workdir: self.opts.workdir.clone(),
+            vm_restarts: self.stats.vm_restarts.load(Ordering::SeqCst),
+            floods: self.stats.floods.load(Ordering::SeqCst),
+            error: self.fatal.lock().ok().and_then(|f| f.clone()),
         }
     }
 
@@ -411,6 +425,16 @@ impl Fuzzer {
                 return;
             }
         }
+    }
+
+    /// Stops the run: something found could not be kept. The first reason is the one told.
+    fn fail(&self, why: String) {
+        if let Ok(mut f) = self.fatal.lock() {
+            if f.is_none() {
+                *f = Some(why);
+            }
+        }
+        self.stop.store(true, Ordering::SeqCst);
     }
 
     fn choice_table(&self) -> Arc<ChoiceTable> {
@@ -603,7 +627,26 @@ impl Fuzzer {
             }
             Err(e) => {
                 ctx.slot.dead.store(true, Ordering::SeqCst);
-                if !self.check_console(&mut inner, true) {
+                if self.check_console(&mut inner, true) {
+                    return None;
+                }
+                if inner.vm.console().flooded() {
+                    // A printk storm is given up on, not titled: what printed it is in the log.
+                    self.stats.floods.fetch_add(1, Ordering::SeqCst);
+                    // Kept apart: the next boot writes console.log afresh.
+                    let log = inner.vm.console_log();
+                    let kept = log.with_file_name("console.flooded.log");
+                    let shown = if std::fs::rename(&log, &kept).is_ok() {
+                        kept
+                    } else {
+                        log
+                    };
+                    self.shell.warn(format!(
+                        "{e:#}; booting it again (its output: {})",
+                        shown.display()
+                    ));
+                    self.shell.json(&serde_json::json!({"reason": "vm-flooded", "vm": inner.vm.index, "log": shown}));
+                } else {
                     let kind = if inner.vm.exited() {
                         CrashKind::LostConnection
                     } else {
@@ -706,9 +749,7 @@ impl Fuzzer {
                     }
                 }
             }
-            Err(e) => self
-                .shell
-                .warn(format!("cannot save crash {:?}: {e:#}", r.title)),
+            Err(e) => self.fail(format!("cannot save crash {:?}: {e:#}", r.title)),
         }
     }
 
@@ -845,6 +886,9 @@ impl Fuzzer {
         if !known {
             match corpus::save(&self.opts.workdir.join("corpus"), &txt) {
                 Ok(path) => {
+                    // Announced once it is on disk for good (written whole, renamed, synced).
+                    self.shell
+                        .json(&serde_json::json!({"reason": "corpus-added", "path": path}));
                     let mut signal: Vec<u32> = stable.iter().copied().collect();
                     signal.sort_unstable();
                     let (cover, files) = self
@@ -863,14 +907,17 @@ impl Fuzzer {
                             .map_or(0, |d| d.as_secs()),
                     };
                     if let Err(e) = corpus::save_meta(&path, &meta) {
+                        // The program is saved; only what it covered is lost.
                         self.shell
                             .warn(format!("cannot save {}: {e:#}", path.display()));
                     }
                 }
                 Err(e) => {
-                    self.shell
-                        .warn(format!("cannot save a corpus program: {e:#}"));
-                    return Ok(());
+                    self.fail(format!(
+                        "cannot save a corpus program: {e:#}\n(the programs already in {} are whole: each was written to a temporary file and renamed)",
+                        self.opts.workdir.join("corpus").display()
+                    ));
+                    return Err(());
                 }
             }
             s.corpus_names.insert(name);

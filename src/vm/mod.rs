@@ -58,7 +58,11 @@ impl Vm {
             )
         })?;
         reaper::register(child.id());
-        let console = console::Console::capture(&mut child, &log)?;
+        let console = console::Console::capture(
+            &mut child,
+            &log,
+            console::FLOOD_WINDOW * spec.accel.timeout_scale(),
+        )?;
         Ok(Vm {
             index,
             dir,
@@ -189,6 +193,13 @@ impl Vm {
                     if let Some(status) = self.child.try_wait().context("waiting for QEMU")? {
                         return Err(self.boot_failure(&format!("QEMU exited ({status})")));
                     }
+                    if self.console.flooded() {
+                        return Err(self.boot_failure(&format!(
+                            "the guest floods its console (more than {} MiB within {}s)",
+                            console::FLOOD_BYTES >> 20,
+                            self.scaled(console::FLOOD_WINDOW).as_secs()
+                        )));
+                    }
                     if Instant::now() >= deadline {
                         return Err(self.boot_failure("timed out waiting for the executor"));
                     }
@@ -305,6 +316,7 @@ impl Vm {
                 writer: Arc::clone(&writer),
                 rx: prx,
                 timeout_scale: self.timeout_scale,
+                flooded: self.console.flood_flag(),
             });
         }
         std::thread::spawn(move || {
@@ -419,6 +431,8 @@ pub struct Proc {
     writer: Arc<Mutex<UnixStream>>,
     rx: Receiver<Result<kfuzz_wire::ExecResult, String>>,
     timeout_scale: u32,
+    /// The console's flood flag: a flooding guest is given up on at once.
+    flooded: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Proc {
@@ -446,16 +460,31 @@ impl Proc {
         })?;
         let wait =
             Duration::from_millis(opts.timeout_ms) + Duration::from_secs(10) * self.timeout_scale;
-        match self.rx.recv_timeout(wait) {
-            Ok(Ok(r)) => Ok(r),
-            Ok(Err(e)) => bail!("vm{}: the guest channel failed: {e}", self.vm),
-            Err(RecvTimeoutError::Timeout) => bail!(
-                "vm{}: proc {} got no reply within {:.0}s",
-                self.vm,
-                self.index,
-                wait.as_secs_f64()
-            ),
-            Err(RecvTimeoutError::Disconnected) => bail!("vm{}: the guest channel closed", self.vm),
+        let deadline = Instant::now() + wait;
+        loop {
+            if self.flooded.load(std::sync::atomic::Ordering::SeqCst) {
+                bail!(
+                    "vm{}: the guest floods its console (more than {} MiB within {}s)",
+                    self.vm,
+                    console::FLOOD_BYTES >> 20,
+                    (console::FLOOD_WINDOW * self.timeout_scale).as_secs()
+                );
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left.min(Duration::from_millis(250))) {
+                Ok(Ok(r)) => return Ok(r),
+                Ok(Err(e)) => bail!("vm{}: the guest channel failed: {e}", self.vm),
+                Err(RecvTimeoutError::Timeout) if left.is_zero() => bail!(
+                    "vm{}: proc {} got no reply within {:.0}s",
+                    self.vm,
+                    self.index,
+                    wait.as_secs_f64()
+                ),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    bail!("vm{}: the guest channel closed", self.vm)
+                }
+            }
         }
     }
 
