@@ -254,9 +254,26 @@ fn keep_set(list: &[Entry]) -> Vec<usize> {
     keep
 }
 
+/// The work dir's corpus folder, which must be there: a mistyped `--workdir` is an error, not
+/// an empty corpus.
+fn corpus_dir_of(workdir: &Path) -> anyhow::Result<PathBuf> {
+    anyhow::ensure!(
+        workdir.is_dir(),
+        "work dir {} does not exist (is --workdir right?)",
+        workdir.display()
+    );
+    let dir = workdir.join("corpus");
+    anyhow::ensure!(
+        dir.is_dir(),
+        "{} does not exist: the work dir has no corpus yet",
+        dir.display()
+    );
+    Ok(dir)
+}
+
 fn minimize(dry_run: bool, workdir: Option<PathBuf>, shell: &Shell) -> anyhow::Result<i32> {
     let (workdir, _) = workdir_of(workdir)?;
-    let dir = workdir.join("corpus");
+    let dir = corpus_dir_of(&workdir)?;
     let list = entries(&dir);
     let keep = keep_set(&list);
     let no_meta = list.iter().filter(|e| e.keys.is_empty()).count();
@@ -273,12 +290,14 @@ fn minimize(dry_run: bool, workdir: Option<PathBuf>, shell: &Shell) -> anyhow::R
         }
         std::fs::create_dir_all(&dropped_dir)
             .with_context(|| format!("cannot create {}", dropped_dir.display()))?;
-        for p in [e.path.clone(), corpus::meta_path(&e.path)] {
-            if let Some(name) = p.file_name() {
-                if p.exists() {
-                    std::fs::rename(&p, dropped_dir.join(name))
-                        .with_context(|| format!("cannot move {}", p.display()))?;
-                }
+        let to = free_name(&dropped_dir, &e.path);
+        for (from, to) in [
+            (e.path.clone(), to.clone()),
+            (corpus::meta_path(&e.path), corpus::meta_path(&to)),
+        ] {
+            if from.exists() {
+                std::fs::rename(&from, &to)
+                    .with_context(|| format!("cannot move {}", from.display()))?;
             }
         }
     }
@@ -305,6 +324,24 @@ fn minimize(dry_run: bool, workdir: Option<PathBuf>, shell: &Shell) -> anyhow::R
     Ok(0)
 }
 
+/// Where `program` goes in `dir` without replacing a program (or its record) dropped earlier:
+/// its own name, or `<stem>.N.syz`.
+fn free_name(dir: &Path, program: &Path) -> PathBuf {
+    let stem = program
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let taken = |p: &Path| p.exists() || corpus::meta_path(p).exists();
+    let first = dir.join(format!("{stem}.syz"));
+    if !taken(&first) {
+        return first;
+    }
+    (1..)
+        .map(|n| dir.join(format!("{stem}.{n}.syz")))
+        .find(|p| !taken(p))
+        .unwrap_or(first)
+}
+
 /// A reviewable file name: the program's last call, then its hash.
 fn export_name(e: &Entry) -> String {
     let last = e
@@ -319,6 +356,32 @@ fn export_name(e: &Entry) -> String {
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect();
     format!("{clean}-{}", corpus::name_of(&e.text))
+}
+
+/// Folders kfuzz manages, which an export must not write into: the work dir (the corpus and
+/// everything beside it) and the tree's `.kfuzz/`.
+fn refuse_managed(
+    to: &Path,
+    workdir: &Path,
+    tree: Option<&(PathBuf, crate::manifest::Manifest)>,
+) -> anyhow::Result<()> {
+    let corpus = workdir.join("corpus");
+    let managed = [
+        Some((corpus, "the corpus")),
+        Some((workdir.to_path_buf(), "the work dir")),
+        tree.map(|(root, _)| (root.join(".kfuzz"), "kfuzz's folder")),
+    ];
+    for (dir, what) in managed.into_iter().flatten() {
+        if crate::fsutil::is_within(to, &dir)? {
+            anyhow::bail!(
+                "will not export into {}: it is in {what} ({}), which kfuzz manages; give a \
+                 folder outside it",
+                to.display(),
+                dir.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 fn export(
@@ -339,56 +402,56 @@ fn export(
         },
         (None, None) => anyhow::bail!("where to? give a folder"),
     };
-    let list = entries(&workdir.join("corpus"));
-    anyhow::ensure!(
-        !list.is_empty(),
-        "{} has no programs",
-        workdir.join("corpus").display()
-    );
+    let corpus_dir = corpus_dir_of(&workdir)?;
+    refuse_managed(&to, &workdir, tree.as_ref())?;
+    let list = entries(&corpus_dir);
+    anyhow::ensure!(!list.is_empty(), "{} has no programs", corpus_dir.display());
     let keep: Vec<usize> = if all {
         (0..list.len()).collect()
     } else {
         keep_set(&list)
     };
-    std::fs::create_dir_all(&to).with_context(|| format!("cannot create {}", to.display()))?;
-    let mut wanted: BTreeMap<String, &Entry> = BTreeMap::new();
+    // The folder's files kfuzz owns are these; what else is there is the user's.
+    let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut programs = 0;
     for &i in &keep {
-        wanted.insert(export_name(&list[i]), &list[i]);
-    }
-    // The folder is kfuzz's: programs no longer in the set are removed, so a re-export is
-    // the whole change a maintainer reviews.
-    let mut removed = 0;
-    for old in std::fs::read_dir(&to)
-        .with_context(|| format!("cannot read {}", to.display()))?
-        .flatten()
-        .map(|e| e.path())
-    {
-        let name = old.file_name().map(|n| n.to_string_lossy().into_owned());
-        let Some(name) = name else { continue };
-        let stem = name
-            .strip_suffix(".meta.json")
-            .or_else(|| name.strip_suffix(".syz"));
-        if let Some(stem) = stem {
-            let stale = !wanted.contains_key(stem) || (no_meta && name.ends_with(".meta.json"));
-            if stale {
-                std::fs::remove_file(&old)
-                    .with_context(|| format!("cannot remove {}", old.display()))?;
-                removed += usize::from(name.ends_with(".syz"));
-            }
+        let e = &list[i];
+        let name = export_name(e);
+        if files
+            .insert(format!("{name}.syz"), e.text.as_bytes().to_vec())
+            .is_none()
+        {
+            programs += 1;
         }
-    }
-    for (name, e) in &wanted {
-        let path = to.join(format!("{name}.syz"));
-        crate::fsutil::write_atomic(&path, e.text.as_bytes())?;
         if let (false, Some(meta)) = (no_meta, &e.meta) {
-            corpus::save_meta(&path, meta)?;
+            files.insert(format!("{name}.meta.json"), corpus::meta_bytes(meta)?);
         }
     }
+    let out = corpus::export::sync(&to, &files)
+        .with_context(|| format!("cannot export to {}", to.display()))?;
+    for name in &out.left_changed {
+        shell.warn(format!(
+            "left {}: no longer in the set, but changed since kfuzz exported it, so it is yours \
+             now",
+            to.join(name).display()
+        ));
+    }
+    if !out.foreign_same.is_empty() {
+        shell.note(
+            "Kept",
+            format!(
+                "{} file(s) already there with the same content, which kfuzz did not write (not \
+                 in {}); it will never remove them",
+                out.foreign_same.len(),
+                corpus::export::LIST
+            ),
+        );
+    }
+    let removed = out.removed.iter().filter(|n| n.ends_with(".syz")).count();
     shell.status(
         "Exported",
         format!(
-            "{} of {} programs to {}{}{}",
-            wanted.len(),
+            "{programs} of {} programs to {}{}{}",
             list.len(),
             to.display(),
             if all { "" } else { " (the minimized set)" },
@@ -402,8 +465,9 @@ fn export(
     shell.json(&serde_json::json!({
         "reason": "corpus-exported",
         "dir": to,
-        "programs": wanted.len(),
+        "programs": programs,
         "removed": removed,
+        "files": out,
     }));
     Ok(0)
 }

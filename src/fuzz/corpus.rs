@@ -2,6 +2,8 @@
 //! atomically (temp file, fsync, rename, fsync of the directory) so that `kill -9` at any moment
 //! loses no program that was announced as added.
 
+pub mod export;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -62,8 +64,13 @@ pub fn meta_path(program: &Path) -> PathBuf {
 
 /// Writes a program's metadata durably (after the program itself).
 pub fn save_meta(program: &Path, meta: &Meta) -> anyhow::Result<()> {
+    crate::fsutil::write_atomic(&meta_path(program), &meta_bytes(meta)?)
+}
+
+/// A `.meta.json` file's bytes.
+pub fn meta_bytes(meta: &Meta) -> anyhow::Result<Vec<u8>> {
     let text = serde_json::to_string(meta)?;
-    crate::fsutil::write_atomic(&meta_path(program), format!("{text}\n").as_bytes())
+    Ok(format!("{text}\n").into_bytes())
 }
 
 pub fn load_meta(program: &Path) -> Option<Meta> {
