@@ -53,6 +53,13 @@ const PROG_TIMEOUT: Duration = Duration::from_secs(5);
 const CALL_TIMEOUT: Duration = Duration::from_millis(50);
 
 pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
+    if let Some(cover) = &args.cover {
+        crate::fsutil::ensure_not_an_input(
+            "--cover",
+            cover,
+            args.programs.iter().map(|p| p.as_path()),
+        )?;
+    }
     let l = args.target.load(shell)?;
     let t = &l.loaded.target;
     let mut progs = Vec::new();
@@ -171,7 +178,7 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
         let mut pcs: Vec<u64> = st.cover.iter().copied().collect();
         pcs.sort_unstable();
         let text: String = pcs.iter().map(|pc| format!("{pc:#x}\n")).collect();
-        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        crate::fsutil::write_atomic(path, text.as_bytes())?;
         shell.status(
             "Wrote",
             format!("{} covered PCs to {}", pcs.len(), path.display()),

@@ -42,6 +42,9 @@ impl From<SandboxArg> for csource::Sandbox {
 }
 
 pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
+    if let Some(out) = &args.output {
+        crate::fsutil::ensure_not_an_input("-o", out, [args.program.as_path()])?;
+    }
     let l = args.target.load(shell)?;
     let t = &l.loaded.target;
     let src = std::fs::read_to_string(&args.program)
@@ -59,7 +62,7 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
     );
     match &args.output {
         Some(path) => {
-            std::fs::write(path, c).with_context(|| format!("cannot write {}", path.display()))?;
+            crate::fsutil::write_atomic(path, c.as_bytes())?;
             shell.status("Wrote", path.display());
         }
         None => print!("{c}"),

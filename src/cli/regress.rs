@@ -60,8 +60,34 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
     }
 }
 
+/// `--junit` and `--json` name files of their own: not each other, not the kernel, not a file
+/// of a corpus being replayed.
+fn check_outputs(args: &Args, corpus_dirs: &[PathBuf]) -> anyhow::Result<()> {
+    let outputs = [("--junit", &args.junit), ("--json", &args.json)];
+    if let (Some(j), Some(x)) = (&args.junit, &args.json) {
+        if crate::fsutil::canonical(j)? == crate::fsutil::canonical(x)? {
+            anyhow::bail!(
+                "`--junit` and `--json` name the same file ({}); give each its own",
+                j.display()
+            );
+        }
+    }
+    let corpus_files: Vec<PathBuf> = corpus_dirs
+        .iter()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flat_map(|rd| rd.flatten().map(|e| e.path()))
+        .collect();
+    for (flag, out) in outputs {
+        let Some(out) = out else { continue };
+        let inputs = args.kernel.iter().chain(&corpus_files);
+        crate::fsutil::ensure_not_an_input(flag, out, inputs.map(|p| p.as_path()))?;
+    }
+    Ok(())
+}
+
 fn run(args: Args, shell: &Shell) -> anyhow::Result<i32> {
     let started = Instant::now();
+    check_outputs(&args, &args.corpus)?;
     let l = args.target.load(shell)?;
     let t = &l.loaded.target;
     let kernel = match &args.kernel {
@@ -87,6 +113,7 @@ fn run(args: Args, shell: &Shell) -> anyhow::Result<i32> {
     } else {
         args.corpus.clone()
     };
+    check_outputs(&args, &corpus_dirs)?;
     let (items, skipped) = regress::collect(t, &corpus_dirs, &workdir.join("crashes"), shell);
     let repros = items.iter().filter(|i| i.repro_of.is_some()).count();
     let work = l.tree.work_dir();
@@ -268,8 +295,7 @@ fn run(args: Args, shell: &Shell) -> anyhow::Result<i32> {
             threshold,
             secs,
         );
-        std::fs::write(path, x)
-            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        crate::fsutil::write_atomic(path, x.as_bytes())?;
     }
     let summary = serde_json::json!({
         "programs": results,
@@ -290,8 +316,7 @@ fn run(args: Args, shell: &Shell) -> anyhow::Result<i32> {
         "seconds": secs,
     });
     if let Some(path) = &args.json {
-        std::fs::write(path, format!("{summary:#}\n"))
-            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        crate::fsutil::write_atomic(path, format!("{summary:#}\n").as_bytes())?;
     }
     shell.json(&serde_json::json!({"reason": "regress-finished", "summary": summary}));
     let code = if errors > 0 && errors == results.len() {

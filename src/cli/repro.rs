@@ -27,7 +27,48 @@ pub struct Args {
     pub target: TargetArgs,
 }
 
+/// The files `kfuzz repro` writes into its output folder.
+const OUTPUTS: [&str; 4] = ["repro.syz", "repro.c", "repro.log", "repro.json"];
+
+/// Checks the output folder before any work: a folder (made when `-o` names a new one), and none
+/// of the files written there is the log being read.
+fn prepare_output(args: &Args) -> anyhow::Result<()> {
+    let out_dir = match &args.output {
+        Some(d) => d.clone(),
+        None if args.crash.is_dir() => args.crash.clone(),
+        None => args
+            .crash
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default(),
+    };
+    let inputs = if args.crash.is_dir() {
+        vec![args.crash.join("log0"), args.crash.join("description")]
+    } else {
+        vec![args.crash.clone()]
+    };
+    for name in OUTPUTS {
+        let out = out_dir.join(name);
+        if let Some(input) = inputs.iter().find(|i| crate::fsutil::same_file(&out, i)) {
+            anyhow::bail!(
+                "kfuzz repro writes {} and would write over {}, the log it reads; give another \
+                 folder with -o",
+                OUTPUTS.join(", "),
+                input.display()
+            );
+        }
+    }
+    if let Some(dir) = &args.output {
+        if dir.exists() && !dir.is_dir() {
+            anyhow::bail!("`-o {}` is not a folder", dir.display());
+        }
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    Ok(())
+}
+
 pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
+    prepare_output(&args)?;
     let (log, title, out_dir) = if args.crash.is_dir() {
         let d = &args.crash;
         let title = std::fs::read_to_string(d.join("description"))
