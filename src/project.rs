@@ -49,17 +49,54 @@ fn exclude_in_git(root: &Path) -> anyhow::Result<bool> {
     let info = repo.path().join("info");
     std::fs::create_dir_all(&info).with_context(|| format!("cannot create {}", info.display()))?;
     let exclude = info.join("exclude");
-    let current = std::fs::read_to_string(&exclude).unwrap_or_default();
-    if current.lines().any(|l| l.trim() == pattern) {
+    // The user's file: read as bytes (it need not be UTF-8), and only ever appended to, so that
+    // nothing already in it can be lost.
+    let current = match std::fs::read(&exclude) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", exclude.display())),
+    };
+    if String::from_utf8_lossy(&current)
+        .lines()
+        .any(|l| l.trim() == pattern)
+    {
         return Ok(false);
     }
-    let mut text = current;
-    if !text.is_empty() && !text.ends_with('\n') {
-        text.push('\n');
+    let mut line = String::new();
+    if !current.is_empty() && !current.ends_with(b"\n") {
+        line.push('\n');
     }
-    text.push_str(&pattern);
-    text.push('\n');
-    std::fs::write(&exclude, text)
+    line.push_str(&pattern);
+    line.push('\n');
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&exclude)
+        .with_context(|| format!("cannot open {}", exclude.display()))?;
+    std::io::Write::write_all(&mut f, line.as_bytes())
+        .and_then(|()| f.sync_all())
         .with_context(|| format!("cannot write {}", exclude.display()))?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exclude_file_is_only_appended_to() {
+        let dir = tempfile::tempdir().unwrap();
+        git2::Repository::init(dir.path()).unwrap();
+        let exclude = dir.path().join(".git/info/exclude");
+        std::fs::create_dir_all(exclude.parent().unwrap()).unwrap();
+        // Not UTF-8, no final newline: still the user's, kept byte for byte.
+        let mine = b"*.o\n# caf\xe9\n/build".to_vec();
+        std::fs::write(&exclude, &mine).unwrap();
+        assert!(exclude_in_git(dir.path()).unwrap());
+        let after = std::fs::read(&exclude).unwrap();
+        assert_eq!(&after[..mine.len()], &mine[..]);
+        assert_eq!(&after[mine.len()..], b"\n/.kfuzz/\n");
+        assert!(!exclude_in_git(dir.path()).unwrap(), "added once");
+        assert_eq!(std::fs::read(&exclude).unwrap(), after);
+    }
 }

@@ -392,3 +392,42 @@ fn an_output_never_names_an_input() {
     assert_eq!(std::fs::read_to_string(&log).unwrap(), "a console log\n");
     assert!(!tmp.path().join("r.json").exists());
 }
+
+#[test]
+fn minimize_never_replaces_a_program_dropped_earlier() {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("work");
+    let corpus = work.join("corpus");
+    std::fs::create_dir_all(&corpus).unwrap();
+    let meta = |pcs: &str| {
+        format!(r#"{{"signal":[],"cover":{{"f":[{pcs}]}},"commit":null,"recorded":1}}"#)
+    };
+    std::fs::write(corpus.join("big.syz"), "dup(0x0)\ndup(0x1)\n").unwrap();
+    std::fs::write(corpus.join("big.meta.json"), meta("1,2,3")).unwrap();
+    let minimize = || {
+        let out = kfuzz()
+            .args(["corpus", "minimize", "--workdir"])
+            .arg(&work)
+            .current_dir(tmp.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+    };
+    for (n, text) in [(1, "dup(0x2)\n"), (2, "dup(0x3)\n")] {
+        std::fs::write(corpus.join("small.syz"), text).unwrap();
+        std::fs::write(corpus.join("small.meta.json"), meta(&n.to_string())).unwrap();
+        minimize();
+    }
+    let dropped = work.join("corpus.dropped");
+    assert_eq!(
+        std::fs::read_to_string(dropped.join("small.syz")).unwrap(),
+        "dup(0x2)\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dropped.join("small.1.syz")).unwrap(),
+        "dup(0x3)\n"
+    );
+    assert!(std::fs::read_to_string(dropped.join("small.1.meta.json"))
+        .unwrap()
+        .contains("[2]"));
+}
