@@ -4,10 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use kfuzz_prog::summary::{summarize, FileSummary, Summary};
 
-use crate::manifest::Manifest;
+use crate::manifest::{GlobKey, Manifest};
 use crate::shell::{Shell, Verbosity};
 
 /// Which calls the descriptions give for this tree, which a glob selects, and why others are out
@@ -63,14 +63,7 @@ impl TargetArgs {
             dirs.push(crate::descriptions::resolve_entry(d, Path::new(""))?);
         }
         let loaded = crate::kernel::target::load(&tree, &dirs, shell)?;
-        let globs = if self.syscalls.is_empty() {
-            manifest.fuzz.syscalls.clone()
-        } else {
-            self.syscalls.clone()
-        };
-        let mut disable = manifest.fuzz.disable.clone();
-        disable.extend(self.disable.iter().cloned());
-        let selection = kfuzz_prog::select::select(&loaded.target, &globs, &disable)?;
+        let selection = select(&manifest, &loaded.target, &self.syscalls, &self.disable)?;
         Ok(Loaded {
             tree,
             manifest,
@@ -78,6 +71,79 @@ impl TargetArgs {
             selection,
         })
     }
+}
+
+/// The calls `--syscalls` (or kfuzz.toml's `syscalls`) select minus the disabled ones. Every glob
+/// must name some call, and something must be left: each problem is named with where the glob
+/// was written (the kfuzz.toml line, or the option).
+fn select(
+    manifest: &Manifest,
+    target: &kfuzz_prog::target::Target,
+    syscalls: &[String],
+    disable: &[String],
+) -> anyhow::Result<kfuzz_prog::select::Selection> {
+    use kfuzz_prog::select::{check_disable_globs, split_globs};
+    let from_manifest = syscalls.is_empty();
+    let globs = if from_manifest {
+        &manifest.fuzz.syscalls
+    } else {
+        syscalls
+    };
+    let mut problems: Vec<String> = Vec::new();
+    if let Err(bad) = check_disable_globs(target, &manifest.fuzz.disable) {
+        problems.extend(
+            bad.0
+                .iter()
+                .map(|g| format!("{}: {g}", manifest.glob_origin(GlobKey::Disable, &g.glob))),
+        );
+    }
+    if let Err(bad) = check_disable_globs(target, disable) {
+        problems.extend(bad.0.iter().map(|g| format!("--disable: {g}")));
+    }
+    let mut all_disable = manifest.fuzz.disable.clone();
+    all_disable.extend(disable.iter().cloned());
+    let selection = match kfuzz_prog::select::select(target, globs, &all_disable) {
+        Ok(s) => Some(s),
+        Err(bad) => {
+            problems.extend(bad.0.iter().map(|g| {
+                if from_manifest {
+                    format!("{}: {g}", manifest.glob_origin(GlobKey::Syscalls, &g.glob))
+                } else {
+                    g.to_string()
+                }
+            }));
+            None
+        }
+    };
+    if !problems.is_empty() {
+        bail!("{}", problems.join("\n"));
+    }
+    let selection = selection.context("no selection and no problem")?;
+    if !selection.enabled.is_empty() {
+        return Ok(selection);
+    }
+    let source = if from_manifest {
+        format!("{}: [fuzz] syscalls", manifest.path.display())
+    } else {
+        "--syscalls".to_string()
+    };
+    if split_globs(globs).is_empty() {
+        bail!("no call is selected: {source} lists no glob (e.g. `shm*,msgsnd`)");
+    }
+    let mut by = Vec::new();
+    if !manifest.fuzz.disable.is_empty() {
+        by.push(format!("{}: [fuzz] disable", manifest.path.display()));
+    }
+    if !disable.is_empty() {
+        by.push("--disable".to_string());
+    }
+    if by.is_empty() {
+        bail!("no call is selected by {source}");
+    }
+    bail!(
+        "no call is selected: every call {source} selects is left out by {}",
+        by.join(" and ")
+    )
 }
 
 pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {

@@ -22,6 +22,11 @@ pub struct Selection {
 /// exponential and never recursive (`**************x` once took 38 s).
 pub fn glob_match(pattern: &str, name: &str) -> bool {
     let (p, n) = (pattern.as_bytes(), name.as_bytes());
+    // Each literal and `?` takes a character: more of them than the name has never match.
+    let needed = p.iter().filter(|&&c| c != b'*').take(n.len() + 1).count();
+    if needed > n.len() {
+        return false;
+    }
     let (mut pi, mut ni) = (0, 0);
     // The last `*` and the name position it is currently matched up to.
     let mut star: Option<(usize, usize)> = None;
@@ -56,14 +61,22 @@ fn matches_any(globs: &[String], name: &str) -> bool {
         .any(|g| glob_match(g, name) || (!g.contains('$') && glob_match(g, base)))
 }
 
-/// Splits `shm*,msgsnd` lists (commas or whitespace).
+/// Splits `shm*,msgsnd` lists (commas or whitespace); a run of `*` is one `*`.
 pub fn split_globs(list: &[String]) -> Vec<String> {
     list.iter()
         .flat_map(|s| {
             s.split([',', ' '])
                 .map(str::trim)
                 .filter(|g| !g.is_empty())
-                .map(String::from)
+                .map(|g| {
+                    let mut out = String::with_capacity(g.len());
+                    for c in g.chars() {
+                        if !(c == '*' && out.ends_with('*')) {
+                            out.push(c);
+                        }
+                    }
+                    out
+                })
         })
         .collect()
 }
@@ -274,6 +287,33 @@ pub fn check_globs(target: &Target, globs: &[String]) -> Result<(), UnmatchedGlo
     }
 }
 
+/// `--disable` globs that name no call at all, enabled or disabled: a typo would otherwise
+/// leave on what was meant to be off.
+pub fn check_disable_globs(target: &Target, globs: &[String]) -> Result<(), UnmatchedGlobs> {
+    let names = || {
+        (target.syscalls.iter().map(|s| s.name.as_str()))
+            .chain(target.disabled.iter().map(|d| d.name.as_str()))
+    };
+    let bad: Vec<UnmatchedGlob> = split_globs(globs)
+        .into_iter()
+        .filter(|g| {
+            let one = std::slice::from_ref(g);
+            !names().any(|n| matches_any(one, n))
+        })
+        .map(|g| UnmatchedGlob {
+            problem: GlobProblem::NoMatch {
+                suggestions: nearest(&g, names()),
+            },
+            glob: g,
+        })
+        .collect();
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(UnmatchedGlobs(bad))
+    }
+}
+
 /// The names closest to `glob` by edit distance (wildcards match for free), best first: only
 /// the best distance, at most 3, and only when close enough to be a typo. A glob without `$`
 /// is compared with base names (`msgctl`, not `msgctl$IPC_STAT`).
@@ -293,6 +333,8 @@ fn nearest<'a>(glob: &str, names: impl Iterator<Item = &'a str>) -> Vec<String> 
     candidates.dedup();
     let scored: Vec<(usize, &str)> = candidates
         .into_iter()
+        // Each literal beyond the name's length costs an edit: skip the hopeless at once.
+        .filter(|n| literal <= n.len() + limit)
         .map(|n| (glob_distance(glob, n), n))
         .filter(|(d, _)| *d <= limit)
         .collect();
@@ -407,6 +449,47 @@ mod tests {
             start.elapsed() < std::time::Duration::from_secs(2),
             "{:?}",
             start.elapsed()
+        );
+    }
+
+    #[test]
+    fn a_million_character_glob_is_checked_at_once() {
+        let t = target();
+        let start = std::time::Instant::now();
+        let stars = "*".repeat(1_000_000);
+        let sel = select(&t, &globs(&stars), &[]).unwrap();
+        assert_eq!(names(&t, &sel).len(), 5);
+        let err = select(&t, &globs(&format!("{stars}qq")), &[]).unwrap_err();
+        assert_eq!(err.0[0].glob, "*qq");
+        let err = select(&t, &globs(&"a*".repeat(500_000)), &[]).unwrap_err();
+        assert_eq!(
+            err.0[0].problem,
+            GlobProblem::NoMatch {
+                suggestions: vec![]
+            }
+        );
+        let err = select(&t, &globs(&"m".repeat(1_000_000)), &[]).unwrap_err();
+        assert_eq!(
+            err.0[0].problem,
+            GlobProblem::NoMatch {
+                suggestions: vec![]
+            }
+        );
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    #[test]
+    fn disable_globs_must_name_some_call_even_a_disabled_one() {
+        let t = target();
+        assert!(check_disable_globs(&t, &globs("msgctl$MSG_STAT_ANY, shm*")).is_ok());
+        let err = check_disable_globs(&t, &globs("msgrvc,shm*")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`msgrvc` matches no call; did you mean `msgrcv`?"
         );
     }
 
