@@ -348,7 +348,9 @@ impl Fuzzer {
             let vm = self.fuzz_vm(vm, &mut rng);
             self.stats.vm_restarts.fetch_add(1, Ordering::SeqCst);
             if self.stop.load(Ordering::SeqCst) {
-                vm.shutdown();
+                // Nothing in the guest is kept, and a guest that stopped answering would not
+                // shut down: dropping the VM kills QEMU.
+                drop(vm);
                 return;
             }
         }
@@ -565,7 +567,7 @@ impl Fuzzer {
         }
         .and_then(|()| {
             let sent = Instant::now();
-            let r = ctx.proc.exec(id, &encoded, opts)?;
+            let r = ctx.proc.exec_until(id, &encoded, opts, &self.stop)?;
             let st = &self.stats;
             st.request_us
                 .fetch_add(sent.elapsed().as_micros() as u64, Ordering::Relaxed);
@@ -627,7 +629,8 @@ impl Fuzzer {
             }
             Err(e) => {
                 ctx.slot.dead.store(true, Ordering::SeqCst);
-                if self.check_console(&mut inner, true) {
+                if self.stop.load(Ordering::SeqCst) || self.check_console(&mut inner, true) {
+                    // Stopping (the answer is not waited for), or a crash was recorded.
                     return None;
                 }
                 if inner.vm.console().flooded() {

@@ -452,6 +452,18 @@ impl Proc {
         prog: &kfuzz_wire::ExecProg,
         opts: &kfuzz_wire::ExecOpts,
     ) -> anyhow::Result<kfuzz_wire::ExecResult> {
+        self.exec_until(id, prog, opts, &std::sync::atomic::AtomicBool::new(false))
+    }
+
+    /// `exec` that gives up waiting (an error) once `stop` is set: a run that ends does not
+    /// wait out a guest that stopped answering.
+    pub fn exec_until(
+        &self,
+        id: u64,
+        prog: &kfuzz_wire::ExecProg,
+        opts: &kfuzz_wire::ExecOpts,
+        stop: &std::sync::atomic::AtomicBool,
+    ) -> anyhow::Result<kfuzz_wire::ExecResult> {
         self.send(&HostMsg::Exec {
             id,
             proc: self.index,
@@ -462,6 +474,9 @@ impl Proc {
             Duration::from_millis(opts.timeout_ms) + Duration::from_secs(10) * self.timeout_scale;
         let deadline = Instant::now() + wait;
         loop {
+            if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                bail!("vm{}: stopped waiting for proc {}", self.vm, self.index);
+            }
             if self.flooded.load(std::sync::atomic::Ordering::SeqCst) {
                 bail!(
                     "vm{}: the guest floods its console (more than {} MiB within {}s)",
