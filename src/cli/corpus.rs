@@ -35,7 +35,8 @@ pub enum Command {
         target: TargetArgs,
     },
     /// Write the corpus (by default its minimized set) to a folder, e.g. a regression corpus
-    /// committed next to the subsystem
+    /// committed next to the subsystem; of the folder's files, only those it wrote (listed in
+    /// its `.kfuzz-export`) are ever replaced or removed
     Export {
         /// Where (default: kfuzz.toml's regress.export)
         #[arg(value_name = "DIR")]
