@@ -22,6 +22,9 @@ pub struct Args {
     /// Extra kernel command line arguments
     #[arg(long, value_name = "ARGS")]
     pub append: Option<String>,
+    /// Boot into this disk image (a raw ext4 file, see `kfuzz image`) instead of the initramfs
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<String>,
     /// Seconds CMD may run in the guest
     #[arg(long, default_value_t = 60)]
     pub timeout: u64,
@@ -85,6 +88,7 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
     let vms = args.vms.unwrap_or(vm_cfg.count as usize).max(1);
     let mut spec = VmSpec::new(&vm_cfg, kernel.clone(), initrd.path, work_dir, accel);
     spec.cmdline = cmdline;
+    spec.image = crate::vm::image_arg(args.image.as_deref())?;
     shell.status(
         "Booting",
         format!(

@@ -34,6 +34,16 @@ pub struct Vm {
     timeout_scale: u32,
 }
 
+/// The disk image named by `--image`: for now a path to a raw ext4 file.
+pub fn image_arg(arg: Option<&str>) -> anyhow::Result<Option<PathBuf>> {
+    let Some(a) = arg else { return Ok(None) };
+    let p = std::path::absolute(a).with_context(|| format!("bad image path {a:?}"))?;
+    if !p.is_file() {
+        bail!("disk image {} does not exist", p.display());
+    }
+    Ok(Some(p))
+}
+
 /// Boots after one that reported a bug before the executor answered (see `Vm::start_ready`).
 pub const BOOT_REPORT_RETRIES: usize = 2;
 

@@ -43,6 +43,10 @@ pub struct VmSpec {
     /// Appended to kfuzz's kernel command line.
     pub cmdline: String,
     pub qemu_args: Vec<String>,
+    /// A raw ext4 disk image to boot into (see `kfuzz image`): the initramfs's init mounts it
+    /// and makes it the root. Each VM writes to a copy-on-write layer of its own that QEMU
+    /// drops on exit, so the image itself never changes.
+    pub image: Option<PathBuf>,
 }
 
 impl VmSpec {
@@ -63,6 +67,7 @@ impl VmSpec {
             memory_mb: vm.memory_mb,
             cmdline: vm.cmdline.clone(),
             qemu_args: vm.qemu_args.clone(),
+            image: None,
         }
     }
 }
@@ -85,12 +90,16 @@ impl Accel {
 }
 
 /// The kernel command line: serial console, no KASLR (stable PCs for coverage), a panic ends
-/// the VM (QEMU runs with -no-reboot), and the executor as init.
-pub fn kernel_cmdline(extra: &str) -> String {
+/// the VM (QEMU runs with -no-reboot), and the executor as init; with a disk `image`, the
+/// device init makes the root (the image is the only virtio disk, so the first).
+pub fn kernel_cmdline(extra: &str, image: bool) -> String {
     let mut c = String::from(
         "console=ttyS0 earlyprintk=serial nokaslr panic=-1 oops=panic panic_on_warn=0 \
          rdinit=/init printk.devkmsg=on",
     );
+    if image {
+        c.push_str(" kfuzz.root=/dev/vda");
+    }
     if !extra.trim().is_empty() {
         c.push(' ');
         c.push_str(extra.trim());
@@ -135,7 +144,10 @@ pub fn command(spec: &VmSpec, dir: &Path) -> Command {
     .arg(&spec.kernel)
     .arg("-initrd")
     .arg(&spec.initrd)
-    .args(["-append", &kernel_cmdline(&spec.cmdline)])
+    .args([
+        "-append",
+        &kernel_cmdline(&spec.cmdline, spec.image.is_some()),
+    ])
     .args(["-device", "virtio-serial-pci,id=vser0"])
     .args([
         "-chardev",
@@ -151,6 +163,16 @@ pub fn command(spec: &VmSpec, dir: &Path) -> Command {
             kfuzz_wire::PORT_NAME
         ),
     ])
+    .args(spec.image.iter().flat_map(|img| {
+        [
+            "-drive".to_string(),
+            // snapshot=on: writes go to a temporary file of QEMU's, the image is only read.
+            format!(
+                "file={},format=raw,if=virtio,snapshot=on",
+                img.display().to_string().replace(',', ",,")
+            ),
+        ]
+    }))
     .args(&spec.qemu_args)
     .stdin(Stdio::null())
     .stdout(Stdio::piped())
@@ -182,7 +204,32 @@ mod tests {
             memory_mb: 512,
             cmdline: "rdinit=/nope".into(),
             qemu_args: vec!["-s".into()],
+            image: None,
         }
+    }
+
+    #[test]
+    fn an_image_is_a_snapshot_disk_and_the_root_init_switches_to() {
+        let mut s = spec(Accel::Kvm);
+        s.image = Some("/cache/images/a,b.img".into());
+        let args: Vec<String> = command(&s, Path::new("/w/vm0"))
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let drive = &args[args.iter().position(|a| a == "-drive").unwrap() + 1];
+        assert_eq!(
+            drive,
+            "file=/cache/images/a,,b.img,format=raw,if=virtio,snapshot=on"
+        );
+        let append = &args[args.iter().position(|a| a == "-append").unwrap() + 1];
+        assert!(append.contains(" kfuzz.root=/dev/vda"), "{append}");
+        let plain: Vec<String> = command(&spec(Accel::Kvm), Path::new("/w/vm0"))
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert!(!plain
+            .iter()
+            .any(|a| a == "-drive" || a.contains("kfuzz.root")));
     }
 
     #[test]
