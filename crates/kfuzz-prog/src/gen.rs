@@ -3,12 +3,20 @@
 
 use rand::Rng;
 
+use crate::bounds;
 use crate::prog::*;
 use crate::target::Target;
 use crate::types::*;
 
 /// Programs grow to at most this many calls.
 pub const MAX_CALLS: usize = 24;
+
+/// Bytes of data one generated call may grow to by choice (longer arrays, bigger blobs, more
+/// optional pointees); its smallest value is always made, however big.
+pub const CALL_DATA: u64 = 64 << 10;
+
+/// Past this level optional pointers are null: a list through `ptr[in, node, opt]` stays short.
+const OPT_PTR_DEPTH: usize = MAX_DEPTH / 4;
 
 /// The simplest valid value of a type: zeroes, null pointers, empty arrays, first options.
 pub fn default_arg(target: &Target, t: &Type) -> Arg {
@@ -171,6 +179,10 @@ pub struct Builder<'a, R: Rng> {
     pub prog: Prog,
     next_addr: u64,
     depth: usize,
+    /// The level of the value being generated (a call's argument is 1).
+    nest: usize,
+    /// Bytes the call being generated may still grow by choice.
+    room: u64,
     /// Never insert producer calls (used for values generated outside a program).
     pub no_producers: bool,
     /// The variables the first `.0` calls define (`.1`: the variable counter then), so that
@@ -195,6 +207,8 @@ impl<'a, R: Rng> Builder<'a, R> {
             prog,
             next_addr,
             depth: 0,
+            nest: 0,
+            room: CALL_DATA,
             no_producers: false,
             vars_cache: (0, 0, Vec::new()),
             producers_left: MAX_PRODUCERS,
@@ -211,28 +225,57 @@ impl<'a, R: Rng> Builder<'a, R> {
         addr
     }
 
-    /// Appends a generated call (and any producers it needs) at position `at`.
+    /// Values generated from here on are at level `level` (a call's argument is 1), as when
+    /// one argument deep in a call is made anew.
+    pub fn at_level(mut self, level: usize) -> Self {
+        self.nest = level.saturating_sub(1);
+        self
+    }
+
+    /// Appends a generated call (and any producers it needs) at position `at`. Nothing is
+    /// added (0) when the program's data would pass `MAX_DATA`.
     pub fn insert_call(&mut self, at: usize, id: SyscallId) -> usize {
         self.vars_cache = (0, 0, Vec::new());
         self.producers_left = MAX_PRODUCERS;
+        let before = data_size(self.target, &self.prog);
+        self.room = CALL_DATA.min(MAX_DATA.saturating_sub(before));
         let mut calls_before = self.prog.calls.split_off(at);
         std::mem::swap(&mut calls_before, &mut self.prog.calls);
         // self.prog.calls now holds the prefix; `calls_before` the suffix.
         let suffix = calls_before;
         let start = self.prog.calls.len();
         self.gen_call(id);
-        let added = self.prog.calls.len() - start;
+        let added = &self.prog.calls[start..];
+        let grown = added
+            .iter()
+            .map(|c| call_data_size(self.target, c))
+            .fold(before, u64::saturating_add);
+        let added = if grown > MAX_DATA {
+            self.prog.calls.truncate(start);
+            0
+        } else {
+            added.len()
+        };
         self.prog.calls.extend(suffix);
+        self.vars_cache = (0, 0, Vec::new());
         added
+    }
+
+    /// Takes `n` bytes from the call's room.
+    fn spend(&mut self, n: u64) {
+        self.room = self.room.saturating_sub(n);
     }
 
     fn gen_call(&mut self, id: SyscallId) {
         let target = self.target;
         let meta = &target.syscalls[id];
+        // A producer made while an argument is half built starts at level 1 of its own.
+        let nest = std::mem::take(&mut self.nest);
         let mut args = Vec::new();
         for f in &meta.args {
             args.push(self.gen_arg(&f.ty, Dir::In));
         }
+        self.nest = nest;
         let ret = meta.ret.map(|_| self.prog.new_var());
         let mut call = Call {
             meta: id,
@@ -264,7 +307,22 @@ impl<'a, R: Rng> Builder<'a, R> {
             .collect()
     }
 
+    /// A random value of `t`, within the call's room (beyond its smallest value) and
+    /// `MAX_DEPTH`.
     pub fn gen_arg(&mut self, t: &Type, dir: Dir) -> Arg {
+        self.nest += 1;
+        let a = self.gen_value(t, dir);
+        self.nest -= 1;
+        if let Some(size) = int_size(&t.kind, &self.target.resources) {
+            self.spend(u64::from(size));
+        }
+        if let Arg::Data(d) = &a {
+            self.spend(d.len() as u64);
+        }
+        a
+    }
+
+    fn gen_value(&mut self, t: &Type, dir: Dir) -> Arg {
         let target = self.target;
         if t.opt && self.rng.gen_ratio(1, 10) {
             return default_arg(target, t);
@@ -343,6 +401,19 @@ impl<'a, R: Rng> Builder<'a, R> {
                 }
             }
             TypeKind::Ptr { dir: d, elem } => {
+                // The pointee and all it holds by value must stay within MAX_DEPTH; an optional
+                // one is left out past OPT_PTR_DEPTH or when it does not fit the room.
+                let too_deep = self.nest + bounds::depth(target, elem) > MAX_DEPTH;
+                let skip_opt = t.opt
+                    && (self.nest > OPT_PTR_DEPTH
+                        || bounds::min_data(target, elem) > self.room
+                        || (self.nest > 8 && self.rng.gen_ratio(1, 3)));
+                if too_deep || skip_opt {
+                    return Arg::Ptr {
+                        addr: 0,
+                        pointee: None,
+                    };
+                }
                 let pointee = self.gen_arg(elem, *d);
                 let (size, align) = layout(target, elem, &pointee);
                 let addr = self.alloc(size, align);
@@ -388,7 +459,7 @@ impl<'a, R: Rng> Builder<'a, R> {
                 BufferKind::Compressed => Vec::new(),
                 BufferKind::Blob { range } => {
                     let (lo, hi) = range.unwrap_or((0, 64));
-                    let n = self.rng.gen_range(lo..=hi.max(lo));
+                    let n = self.rng.gen_range(lo..=hi.max(lo)).min(lo.max(self.room));
                     if *bd == Dir::Out || dir == Dir::Out {
                         vec![0; n as usize]
                     } else {
@@ -397,16 +468,30 @@ impl<'a, R: Rng> Builder<'a, R> {
                 }
             }),
             TypeKind::Array { elem, len } => {
-                let n = match len {
-                    ArrayLen::Range(lo, hi) => self.rng.gen_range(*lo..=*hi),
-                    ArrayLen::Var => self.rng.gen_range(0..4),
+                let (lo, n) = match len {
+                    ArrayLen::Range(lo, hi) => (*lo, self.rng.gen_range(*lo..=*hi)),
+                    ArrayLen::Var => (0, self.rng.gen_range(0..4)),
                 };
-                Arg::Group((0..n).map(|_| self.gen_arg(elem, dir)).collect())
+                // Elements past the minimum only while the room lasts.
+                let elem_min = bounds::min_data(target, elem).max(1);
+                let mut items = Vec::new();
+                while (items.len() as u64) < n {
+                    if items.len() as u64 >= lo && self.room < elem_min {
+                        break;
+                    }
+                    items.push(self.gen_arg(elem, dir));
+                }
+                Arg::Group(items)
             }
             TypeKind::Struct(id) => {
                 let st = &target.structs[*id];
                 if st.is_union {
-                    let field = self.rng.gen_range(0..st.fields.len());
+                    let mut field = self.rng.gen_range(0..st.fields.len());
+                    // An option too big for the room gives way to the smallest one.
+                    let min = |i: usize| bounds::min_data(target, &st.fields[i].ty);
+                    if min(field) > self.room {
+                        field = (0..st.fields.len()).min_by_key(|i| min(*i)).unwrap_or(0);
+                    }
                     let f = &st.fields[field];
                     Arg::Union {
                         field,
@@ -727,7 +812,10 @@ fn measure(target: &Target, t: &Type, a: &Arg, unit: &LenUnit) -> u64 {
 /// A fresh program of about `ncalls` calls from the enabled set.
 pub fn generate(target: &Target, ct: &ChoiceTable, rng: &mut impl Rng, ncalls: usize) -> Prog {
     let mut b = Builder::new(target, ct, rng, Prog::default());
-    while b.prog.calls.len() < ncalls.min(MAX_CALLS) {
+    // A call left out for its data does not stop the others; a bounded number of tries does.
+    let mut tries = 4 * ncalls.min(MAX_CALLS);
+    while b.prog.calls.len() < ncalls.min(MAX_CALLS) && tries > 0 {
+        tries -= 1;
         let prev = if b.prog.calls.is_empty() {
             None
         } else {

@@ -3,6 +3,7 @@
 //! and the encoding the executor runs. Pure: no I/O beyond the text it is given.
 
 pub mod ast;
+pub mod bounds;
 pub mod cond;
 pub mod csource;
 pub mod exec;

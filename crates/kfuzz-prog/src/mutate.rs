@@ -91,6 +91,10 @@ pub fn splice(target: &Target, rng: &mut impl Rng, p: &mut Prog, other: &Prog) -
     p.calls.truncate(cut);
     p.calls.extend(tail);
     p.calls.truncate(MAX_CALLS);
+    // Two programs within MAX_DATA may pass it together: the tail gives way.
+    while p.calls.len() > 1 && data_size(target, p) > MAX_DATA {
+        p.calls.pop();
+    }
     p.next_var = base + other.next_var;
     crate::minimize::drop_dangling(target, p);
     true
@@ -113,12 +117,19 @@ pub fn mutate_arg(target: &Target, ct: &ChoiceTable, rng: &mut impl Rng, p: &mut
         .flat_map(|c| defined_vars(target, c))
         .collect();
     let mut prog = std::mem::take(p);
-    let changed = match arg_at_mut(target, &mut prog.calls[idx], &path) {
-        Some((ty, arg)) => mutate_value(target, ct, rng, ty, arg, &earlier),
+    let original = prog.calls[idx].clone();
+    let level = path.len();
+    let mut changed = match arg_at_mut(target, &mut prog.calls[idx], &path) {
+        Some((ty, arg)) => mutate_value(target, ct, rng, ty, arg, &earlier, level),
         None => false,
     };
     if changed {
         gen::fix_lens(target, &mut prog.calls[idx]);
+        // A value grown past the program's data limit is not kept.
+        if data_size(target, &prog) > MAX_DATA {
+            prog.calls[idx] = original;
+            changed = false;
+        }
     }
     *p = prog;
     crate::minimize::drop_dangling(target, p);
@@ -132,6 +143,7 @@ fn mutate_value(
     t: &Type,
     a: &mut Arg,
     earlier: &[(VarId, ResourceId)],
+    level: usize,
 ) -> bool {
     let before = a.clone();
     match (&t.kind, &mut *a) {
@@ -225,7 +237,7 @@ fn mutate_value(
             }
         }
         (TypeKind::Buffer { .. }, Arg::Data(_)) => {
-            *a = fresh(target, ct, rng, t);
+            *a = fresh(target, ct, rng, t, level);
         }
         (TypeKind::Array { elem, len }, Arg::Group(items)) => {
             let (lo, hi) = match len {
@@ -233,7 +245,7 @@ fn mutate_value(
                 ArrayLen::Var => (0, 8),
             };
             if items.len() < hi && (items.len() <= lo || rng.gen_ratio(1, 2)) {
-                items.push(fresh(target, ct, rng, elem));
+                items.push(fresh(target, ct, rng, elem, level + 1));
             } else if items.len() > lo {
                 items.pop();
             }
@@ -241,22 +253,22 @@ fn mutate_value(
         (TypeKind::Struct(id), Arg::Union { field, arg }) => {
             let st = &target.structs[*id];
             *field = rng.gen_range(0..st.fields.len());
-            **arg = fresh(target, ct, rng, &st.fields[*field].ty);
+            **arg = fresh(target, ct, rng, &st.fields[*field].ty, level + 1);
         }
         (TypeKind::Ptr { .. }, Arg::Ptr { .. }) if t.opt => {
-            *a = fresh(target, ct, rng, t);
+            *a = fresh(target, ct, rng, t, level);
         }
         (TypeKind::Vma { .. }, Arg::Vma { .. }) => {
-            *a = fresh(target, ct, rng, t);
+            *a = fresh(target, ct, rng, t, level);
         }
         _ => return false,
     }
     *a != before
 }
 
-/// A generated value for `t`, with no variables: it is made in a scratch program whose
-/// variables mean nothing in the program being mutated.
-fn fresh(target: &Target, ct: &ChoiceTable, rng: &mut impl Rng, t: &Type) -> Arg {
+/// A generated value for `t` at nesting level `level`, with no variables: it is made in a
+/// scratch program whose variables mean nothing in the program being mutated.
+fn fresh(target: &Target, ct: &ChoiceTable, rng: &mut impl Rng, t: &Type, level: usize) -> Arg {
     fn strip(a: &mut Arg) {
         match a {
             Arg::Res(r) => {
@@ -271,7 +283,7 @@ fn fresh(target: &Target, ct: &ChoiceTable, rng: &mut impl Rng, t: &Type) -> Arg
             _ => {}
         }
     }
-    let mut b = Builder::new(target, ct, rng, Prog::default());
+    let mut b = Builder::new(target, ct, rng, Prog::default()).at_level(level);
     b.no_producers = true;
     let mut a = b.gen_arg(t, Dir::In);
     strip(&mut a);

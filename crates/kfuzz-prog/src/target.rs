@@ -31,6 +31,9 @@ pub struct Target {
     /// Declarations made again by a later file (the first one is used): expected when
     /// syzkaller's descriptions are loaded beside ours.
     pub shadowed: Vec<String>,
+    /// What each struct's smallest value costs (data, nesting), for generation's limits.
+    #[serde(skip)]
+    pub bounds: crate::bounds::Bounds,
 }
 
 impl Target {
@@ -432,6 +435,8 @@ pub fn compile(
     target.structs = b.structs;
     target.warnings = b.warnings;
     target.shadowed = shadowed;
+    target.bounds = crate::bounds::Bounds::compute(&target.structs, &target.resources);
+    disable_unbounded(&mut target);
     prune_unconstructible(&mut target);
     // Every resource kind some enabled call reads (as itself or as a descendant).
     let mut read: HashSet<ResourceId> = HashSet::new();
@@ -454,6 +459,34 @@ pub fn compile(
         }
     }
     target
+}
+
+/// Disables calls whose smallest value is infinite, too big for a program's data, or nests too
+/// deep (see `bounds`).
+fn disable_unbounded(target: &mut Target) {
+    let reasons: Vec<Option<String>> = target
+        .syscalls
+        .iter()
+        .map(|s| crate::bounds::unbounded_reason(target, s).map(|r| format!("{}: {r}", s.pos)))
+        .collect();
+    let mut keep = Vec::with_capacity(reasons.len());
+    for (s, reason) in target.syscalls.iter().zip(reasons) {
+        keep.push(reason.is_none());
+        if let Some(reason) = reason {
+            target.disabled.push(DisabledCall {
+                name: s.name.clone(),
+                reason,
+            });
+        }
+    }
+    let mut i = 0;
+    target.syscalls.retain(|_| {
+        i += 1;
+        keep[i - 1]
+    });
+    for (i, s) in target.syscalls.iter_mut().enumerate() {
+        s.id = i;
+    }
 }
 
 /// Disables calls that need a resource no enabled call can produce, until nothing changes.
@@ -736,6 +769,7 @@ impl<'a> Builder<'a> {
                 cond: None,
             });
         }
+        self.check_lens(&fields, args)?;
         let ret = match ret {
             None => None,
             Some(r) => match self.ty(r)?.kind {
@@ -1076,11 +1110,20 @@ impl<'a> Builder<'a> {
             n if int_base(n).is_some() => {
                 let (size, be) = int_base(n).unwrap_or((8, false));
                 want(0, 2, "[range] or [range, align]")?;
-                let range = args
-                    .first()
-                    .map(|a| self.range(a))
-                    .transpose()?
-                    .map(|(a, b)| (a & mask(size), b & mask(size)));
+                let range = match args.first() {
+                    Some(a) => {
+                        let (lo, hi) = self.range(a)?;
+                        // `int32[-1:1]` is a signed range: empty only when empty either way.
+                        if lo > hi && (lo as i64) > (hi as i64) {
+                            return err(
+                                a.pos(),
+                                format!("empty range {lo}:{hi}: expected min:max with min <= max"),
+                            );
+                        }
+                        Some((lo & mask(size), hi & mask(size)))
+                    }
+                    None => None,
+                };
                 let align = args.get(1).map(|a| self.value(a)).transpose()?.unwrap_or(0);
                 TypeKind::Int {
                     size,
@@ -1167,9 +1210,18 @@ impl<'a> Builder<'a> {
             }
             "vma" | "vma64" => {
                 want(0, 1, "[pages] or [min:max pages]")?;
-                TypeKind::Vma {
-                    pages: args.first().map(|a| self.range(a)).transpose()?,
+                let pages = args.first().map(|a| self.range(a)).transpose()?;
+                if let (Some((lo, hi)), Some(a)) = (pages, args.first()) {
+                    if lo > hi {
+                        return err(
+                            a.pos(),
+                            format!(
+                                "empty range {lo}:{hi} of pages: expected min:max with min <= max"
+                            ),
+                        );
+                    }
                 }
+                TypeKind::Vma { pages }
             }
             "buffer" => {
                 want(1, 1, "[direction]")?;
@@ -1439,6 +1491,88 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// Every `len`/`bytesize`/`offsetof` among `fields` (the compiled `ast` fields) names what
+    /// can exist: a sibling and fields below it, `parent`, `syscall` or a struct's name.
+    fn check_lens(&self, fields: &[FieldDesc], ast: &[Field]) -> R<()> {
+        for (f, a) in fields.iter().zip(ast) {
+            let mut paths = Vec::new();
+            self.lens_in(&f.ty, &mut paths);
+            for path in paths {
+                let Some(first) = path.first() else {
+                    continue;
+                };
+                if first == "parent"
+                    || first == "syscall"
+                    || self.struct_nodes.contains_key(first.as_str())
+                    || self.typedefs.contains_key(first.as_str())
+                {
+                    continue;
+                }
+                let Some(sibling) = fields.iter().find(|x| &x.name == first) else {
+                    let names: Vec<&str> = fields.iter().map(|x| x.name.as_str()).collect();
+                    return err(
+                        &a.ty.pos,
+                        format!(
+                            "length target `{}` names nothing: expected a field here ({}), `parent`, `syscall` or a struct's name",
+                            path.join(":"),
+                            names.join(", ")
+                        ),
+                    );
+                };
+                let mut t = &sibling.ty;
+                for name in &path[1..] {
+                    // Through pointers and conditional fields to the struct holding `name`.
+                    loop {
+                        match &t.kind {
+                            TypeKind::Ptr { elem, .. } => t = elem,
+                            TypeKind::Struct(id) if self.structs[*id].conditional => {
+                                t = &self.structs[*id].fields[0].ty;
+                            }
+                            _ => break,
+                        }
+                    }
+                    let TypeKind::Struct(id) = &t.kind else {
+                        break;
+                    };
+                    let st = &self.structs[*id];
+                    // A union's options, or a struct still being compiled: not checked here.
+                    if st.is_union || st.fields.is_empty() {
+                        break;
+                    }
+                    match st.fields.iter().find(|x| &x.name == name) {
+                        Some(x) => t = &x.ty,
+                        None => {
+                            return err(
+                                &a.ty.pos,
+                                format!(
+                                    "length target `{}`: `{}` has no field `{name}`",
+                                    path.join(":"),
+                                    st.name
+                                ),
+                            )
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The paths of the lengths a field's type holds (through pointers, arrays and the stand-in
+    /// union of a conditional field).
+    fn lens_in(&self, t: &Type, out: &mut Vec<Vec<String>>) {
+        match &t.kind {
+            TypeKind::Len { path, .. } => out.push(path.clone()),
+            TypeKind::Ptr { elem, .. } | TypeKind::Array { elem, .. } => self.lens_in(elem, out),
+            TypeKind::Struct(id) if self.structs[*id].conditional => {
+                if let Some(f) = self.structs[*id].fields.first() {
+                    self.lens_in(&f.ty, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// The union standing for conditional field `key` of type `ty`.
     fn conditional_field(&mut self, key: &str, ty: Type, cond: Cond) -> StructId {
         if let Some(id) = self.struct_ids.get(key) {
@@ -1570,6 +1704,7 @@ impl<'a> Builder<'a> {
             if s.fields.is_empty() {
                 return err(&s.pos, format!("`{}` has no fields", s.name));
             }
+            self.check_lens(&fields, &s.fields)?;
             Ok((fields, packed, align, size, varlen))
         })();
         match result {
