@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use anyhow::{bail, Context};
+
 use crate::fuzz::crashes;
 use crate::shell::Shell;
 
@@ -15,7 +17,20 @@ pub struct Args {
 
 pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
     let workdir = match &args.workdir {
-        Some(d) => d.clone(),
+        Some(d) => {
+            // A work dir named by hand must exist: a typo would otherwise read as "no crashes".
+            match std::fs::metadata(d) {
+                Ok(m) if m.is_dir() => d.clone(),
+                Ok(_) => bail!("--workdir {}: not a directory", d.display()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+                    "--workdir {}: no such directory (the work dir `kfuzz run` wrote to)",
+                    d.display()
+                ),
+                Err(e) => {
+                    return Err(e).with_context(|| format!("--workdir {}", d.display()));
+                }
+            }
+        }
         None => {
             let tree = super::current_tree()?;
             let m = crate::manifest::Manifest::load(&tree.manifest_path())?;
@@ -23,6 +38,9 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
         }
     };
     let dir = workdir.join("crashes");
+    if dir.exists() && !dir.is_dir() {
+        bail!("{} is not a directory", dir.display());
+    }
     let list = crashes::list(&dir);
     if list.is_empty() {
         shell.status("Crashes", format!("none in {}", dir.display()));

@@ -79,12 +79,13 @@ pub struct Entry {
     pub c_repro_crashes: Option<bool>,
 }
 
-/// Every crash directory under `crashes`, most frequent first.
+/// Every crash directory under `crashes`, most frequent first (none when it does not exist).
 pub fn list(crashes: &Path) -> Vec<Entry> {
     let mut out: Vec<Entry> = std::fs::read_dir(crashes)
         .map(|rd| {
             rd.flatten()
                 .map(|e| e.path())
+                .filter(|dir| dir.is_dir())
                 .filter_map(|dir| {
                     let title = std::fs::read_to_string(dir.join("description")).ok()?;
                     let stats = read_stats(&dir).unwrap_or_else(|| {
@@ -109,8 +110,9 @@ pub fn list(crashes: &Path) -> Vec<Entry> {
                         .and_then(|v| v["c_crashes"].as_bool());
                     Some(Entry {
                         title: title.trim().to_string(),
-                        syz_repro: dir.join("repro.syz").exists(),
-                        c_repro: dir.join("repro.c").exists(),
+                        // A reproducer is a file: a directory by that name is not one.
+                        syz_repro: dir.join("repro.syz").is_file(),
+                        c_repro: dir.join("repro.c").is_file(),
                         c_repro_crashes,
                         count: stats.count,
                         first_seen: stats.first_seen,
@@ -181,5 +183,20 @@ mod tests {
         assert_eq!(l[0].count, 2);
         assert!(l[0].syz_repro && !l[0].c_repro);
         assert!(l[0].first_seen <= l[0].last_seen && l[0].first_seen > 0);
+    }
+
+    #[test]
+    fn directories_named_like_reproducers_are_not_reproducers() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("0123456789abcdef");
+        std::fs::create_dir_all(dir.join("repro.syz")).unwrap();
+        std::fs::create_dir_all(dir.join("repro.c")).unwrap();
+        std::fs::write(dir.join("description"), "KASAN: use-after-free in foo\n").unwrap();
+        // A stray file among the crash dirs is not a crash.
+        std::fs::write(tmp.path().join("description"), "not a crash\n").unwrap();
+        let l = list(tmp.path());
+        assert_eq!(l.len(), 1);
+        assert!(!l[0].syz_repro && !l[0].c_repro, "{:?}", l[0]);
+        assert!(list(&tmp.path().join("missing")).is_empty());
     }
 }
