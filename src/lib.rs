@@ -6,6 +6,7 @@ pub mod fsutil;
 pub mod fuzz;
 pub mod guest;
 pub mod host;
+pub mod image;
 pub mod kernel;
 pub mod manifest;
 pub mod project;

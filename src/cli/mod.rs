@@ -8,6 +8,7 @@ pub mod crashes;
 pub mod descriptions;
 pub mod doctor;
 pub mod execprog;
+pub mod image;
 pub mod init;
 pub mod prog;
 pub mod prog2c;
@@ -64,6 +65,7 @@ pub enum Command {
     Regress(regress::Args),
     Corpus(corpus::Args),
     Bench(bench::Args),
+    Image(image::Args),
 }
 
 impl Cli {
@@ -98,6 +100,7 @@ pub fn run(cli: Cli, shell: &Shell) -> anyhow::Result<i32> {
         Command::Regress(a) => regress::exec(a, shell),
         Command::Corpus(a) => corpus::exec(a, shell),
         Command::Bench(a) => bench::exec(a, shell),
+        Command::Image(a) => image::exec(a, shell),
     }
 }
 
