@@ -58,13 +58,27 @@ pub fn mutants(target: &Target, p: &Prog, call: usize, comps: &CompMap, max: usi
     let mut values = Vec::new();
     let mut c0 = c.clone();
     visit_args_mut(target, &mut c0, &mut |t, a| {
-        if let (TypeKind::Int { .. } | TypeKind::Flags { .. }, Arg::Int(v)) = (&t.kind, &*a) {
-            values.push(*v);
+        if let (TypeKind::Int { size, .. } | TypeKind::Flags { size, .. }, Arg::Int(v)) =
+            (&t.kind, &*a)
+        {
+            values.push((*v, *size));
         }
     });
     let mut out = Vec::new();
-    for (k, v) in values.iter().enumerate() {
-        for r in comps.replacements(*v) {
+    for (k, (v, size)) in values.iter().enumerate() {
+        // A replacement is cut to the argument's size (text refuses wider values).
+        let mask = if *size >= 8 {
+            u64::MAX
+        } else {
+            (1u64 << (size * 8)) - 1
+        };
+        let fitting: BTreeSet<u64> = comps
+            .replacements(*v)
+            .into_iter()
+            .map(|r| r & mask)
+            .filter(|r| r != v)
+            .collect();
+        for r in fitting {
             if out.len() >= max {
                 return out;
             }

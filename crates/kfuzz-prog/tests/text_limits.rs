@@ -205,3 +205,28 @@ fn many_small_values_past_the_data_limit_are_refused_at_their_call() {
         "{err}"
     );
 }
+
+#[test]
+fn comparison_hints_are_cut_to_the_argument_size_so_they_print_as_they_parse() {
+    let t = target();
+    let p = text::parse(&t, "mmap(0x0, 0x0, 0x5, 0x0, 0x0, 0x0)\n").expect("parses");
+    let mut comps = kfuzz_prog::hints::CompMap::default();
+    comps.add(0x5, 0xdead_beef_1234_5678);
+    let texts: Vec<String> = kfuzz_prog::hints::mutants(&t, &p, 0, &comps, 10)
+        .iter()
+        .map(|m| text::format(&t, m))
+        .collect();
+    // Also as the low 8 and 16 bits the kernel may have compared.
+    assert_eq!(
+        texts,
+        [
+            "mmap(0x0, 0x0, 0x78, 0x0, 0x0, 0x0)\n",
+            "mmap(0x0, 0x0, 0x5678, 0x0, 0x0, 0x0)\n",
+            "mmap(0x0, 0x0, 0x12345678, 0x0, 0x0, 0x0)\n",
+        ]
+    );
+    for s in &texts {
+        let back = text::parse(&t, s).expect("reads back");
+        assert_eq!(&text::format(&t, &back), s);
+    }
+}
