@@ -3,7 +3,8 @@
 # cargo-fuzz its fuzz targets need. Safe to run again; quick when all is there.
 set -eu
 PKGS="make gcc flex bison bc perl cpio libelf-dev libssl-dev xz-utils \
-      qemu-system-x86 busybox-static debootstrap linux-source-6.12 pkg-config git"
+      qemu-system-x86 busybox-static debootstrap linux-source-6.12 pkg-config git \
+      mmdebstrap uidmap e2fsprogs debian-archive-keyring"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -8,6 +8,7 @@
 //! - `.NAME.*.part`: a download in progress, kept when interrupted so the next fetch resumes;
 //! - `.NAME.lock`: held while one kfuzz works on `NAME`.
 
+pub mod build;
 pub mod fetch;
 
 use std::os::unix::io::AsRawFd;
@@ -153,6 +154,44 @@ impl NameLock {
         }
         Ok(NameLock { _file: file })
     }
+}
+
+/// Removes the cached image `name` and what kfuzz keeps beside it (its origin or build record,
+/// downloads in progress), under the name's lock so that no build or fetch of it is under way.
+/// Returns the files removed; an unknown name is an error that lists the cached ones.
+pub fn remove(dir: &Path, name: &str) -> anyhow::Result<Vec<PathBuf>> {
+    check_name(name)?;
+    if find(dir, name)?.is_none() {
+        let names: Vec<String> = list(dir)?.into_iter().map(|i| i.name).collect();
+        anyhow::bail!(
+            "no image '{name}' in {} (cached: {})",
+            dir.display(),
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        );
+    }
+    let _lock = NameLock::take(dir, name)?;
+    let mut removed = Vec::new();
+    let image = image_path(dir, name);
+    std::fs::remove_file(&image).with_context(|| format!("cannot remove {}", image.display()))?;
+    removed.push(image);
+    let part = format!(".{name}.");
+    let entries =
+        std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    for entry in entries.flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let beside = file == format!("{name}.json")
+            || file == format!("{name}.build.json")
+            || (file.starts_with(&part) && file.ends_with(".part"));
+        if beside && std::fs::remove_file(entry.path()).is_ok() {
+            removed.push(entry.path());
+        }
+    }
+    crate::fsutil::sync_dir(dir);
+    Ok(removed)
 }
 
 #[cfg(test)]

@@ -320,3 +320,32 @@ pub fn variant_kernel(name: &str, disable: &[&str]) -> PathBuf {
     std::fs::write(dir.join("variant.stamp"), stamp).expect("write the stamp");
     bzimage
 }
+
+/// The packages of the Debian image the tests share: minbase and `ip`.
+pub const TEST_IMAGE_PACKAGES: &str = "iproute2";
+
+/// Builds the shared test image (`kfuzz image build --packages iproute2`) into the cache, once:
+/// later calls find it Fresh. Returns its path and kfuzz's JSON `image-built` message.
+pub fn build_test_image() -> (PathBuf, serde_json::Value) {
+    let _guard = lock("test-image");
+    let out = kfuzz()
+        .args(["image", "build", "--packages", TEST_IMAGE_PACKAGES])
+        .args(["--message-format", "json"])
+        .env("KFUZZ_CACHE_DIR", cache_dir())
+        .timeout(std::time::Duration::from_secs(30 * 60))
+        .output()
+        .expect("run kfuzz image build");
+    assert!(
+        out.status.success(),
+        "building the test image failed:\n{}\n{}",
+        stderr_of(&out),
+        stdout_of(&out)
+    );
+    let msg = stdout_of(&out)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|m| m["reason"] == "image-built")
+        .expect("an image-built message");
+    let path = PathBuf::from(msg["path"].as_str().expect("the image's path"));
+    (path, msg)
+}
