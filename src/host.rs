@@ -187,7 +187,9 @@ pub fn doctor(dir: &Path) -> Vec<Check> {
     checks
 }
 
-fn free_bytes(dir: &Path) -> Option<u64> {
+/// Bytes an unprivileged user may still write on the file system holding `dir` (None when
+/// statvfs fails).
+pub fn free_bytes(dir: &Path) -> Option<u64> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };

@@ -35,6 +35,8 @@ struct Behaviour {
     cut_after: usize,
     /// Answer a `Range` request with the whole file (200), as some servers do.
     ignore_range: bool,
+    /// Announce this Content-Length for the image, whatever is sent.
+    claim_len: Option<u64>,
 }
 
 #[derive(Default)]
@@ -160,10 +162,13 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
             }
         }
     };
-    let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Length: {}\r\n{headers}Connection: close\r\n\r\n",
-        body.len()
-    );
+    let claimed = state.lock().unwrap().behaviour.claim_len;
+    let len = match claimed {
+        Some(n) if !path.ends_with("SUMS") && status.starts_with("200") => n,
+        _ => body.len() as u64,
+    };
+    let head =
+        format!("HTTP/1.1 {status}\r\nContent-Length: {len}\r\n{headers}Connection: close\r\n\r\n");
     let send = if method == "HEAD" {
         0
     } else {
@@ -596,4 +601,26 @@ fn a_complete_part_left_by_a_stopped_run_is_checked_not_downloaded_again() {
     assert_eq!(hits[0].range.as_deref(), Some("bytes=8388608-"));
     assert_cached(cache.path(), "disk.raw", &data);
     assert!(parts_in(cache.path()).is_empty());
+}
+
+#[test]
+fn an_image_larger_than_the_free_space_is_refused_naming_the_cache() {
+    let (server, _) = disk_server();
+    // More than any disk the test runs on has: the refusal comes before the first byte.
+    server.set(|b| b.claim_len = Some(1 << 60));
+    let cache = tempfile::tempdir().unwrap();
+    let out = fetch(cache.path(), &[&server.url("/img/disk.raw")]);
+    let err = stderr_of(&out);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("no space left on the disk of the image cache"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&cache.path().join("images").display().to_string()),
+        "{err}"
+    );
+    assert!(err.contains("needs 1.00 EiB more"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!cache.path().join("images/disk.raw").exists());
 }

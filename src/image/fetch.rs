@@ -689,6 +689,9 @@ fn download_once(
         .and_then(|()| std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(start)))
         .map_err(|e| disk_error(anyhow::Error::new(e).context(open_msg(part)), cache))?;
     let size = resp.content_length().map(|len| start + len);
+    if let Some(len) = resp.content_length() {
+        ensure_room(cache, len, url)?;
+    }
     if let Some(bar) = bar {
         bar.set_length(size.unwrap_or(0));
         bar.set_position(start);
@@ -728,6 +731,21 @@ fn download_once(
         _ => LegEnd::Complete(total),
     };
     Ok(Leg { start, got, end })
+}
+
+/// Fails before the first byte when the cache's disk cannot take the `len` bytes to come.
+fn ensure_room(cache: &Path, len: u64, url: &Url) -> anyhow::Result<()> {
+    match crate::host::free_bytes(cache) {
+        Some(free) if free < len => Err(disk_error(
+            anyhow::Error::new(std::io::Error::from_raw_os_error(libc::ENOSPC)).context(format!(
+                "{url} needs {} more, and {} are free",
+                human_bytes(len),
+                human_bytes(free)
+            )),
+            cache,
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Empties a kept part that cannot be resumed.
