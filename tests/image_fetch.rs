@@ -624,3 +624,39 @@ fn an_image_larger_than_the_free_space_is_refused_naming_the_cache() {
     assert!(!err.contains("panicked"), "{err}");
     assert!(!cache.path().join("images/disk.raw").exists());
 }
+
+#[test]
+fn an_image_in_the_cache_that_was_not_fetched_is_never_replaced() {
+    let (server, _) = disk_server();
+    let cache = tempfile::tempdir().unwrap();
+    let images = cache.path().join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    std::fs::write(images.join("disk.raw"), b"a built image").unwrap();
+    let out = fetch(cache.path(), &[&server.url("/img/disk.raw")]);
+    let err = stderr_of(&out);
+    assert!(!out.status.success());
+    assert!(err.contains("was not fetched"), "{err}");
+    assert!(err.contains("kfuzz image rm disk"), "{err}");
+    assert_eq!(
+        std::fs::read(images.join("disk.raw")).unwrap(),
+        b"a built image"
+    );
+    assert!(server.hits("/img/disk.raw").is_empty());
+}
+
+#[test]
+fn a_new_image_under_the_same_name_replaces_the_fetched_one() {
+    let (server, _) = disk_server();
+    let cache = tempfile::tempdir().unwrap();
+    let out = fetch(cache.path(), &[&server.url("/img/disk.raw")]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    // The publisher puts out a new image under the same URL.
+    let newer = image(3 * MIB);
+    server.put("/img/disk.raw", newer.clone());
+    server.put("/img/SHA512SUMS", sha512sums("disk.raw", &newer));
+    let out = fetch(cache.path(), &[&server.url("/img/disk.raw")]);
+    let err = stderr_of(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("Replacing"), "{err}");
+    assert_cached(cache.path(), "disk.raw", &newer);
+}

@@ -287,8 +287,19 @@ pub fn fetch(req: &FetchRequest, cache: &Path, shell: &Shell) -> anyhow::Result<
         }
     };
     let dest = image_path(cache, &plan.name);
-    if let Some(origin) = read_origin(cache, &plan.name) {
-        if dest.is_file() && origin.url == plan.url.as_str() && origin.checksum == checksum {
+    let origin = read_origin(cache, &plan.name);
+    if dest.exists() && origin.is_none() {
+        bail!(
+            "{} is in the cache already and was not fetched (a build, or put there by hand): \
+             remove it with `kfuzz image rm {}`, or fetch under another name with --name",
+            dest.display(),
+            plan.name
+        );
+    }
+    if let Some(origin) = origin {
+        if !dest.is_file() {
+            // A record left without its image: the download below replaces both.
+        } else if origin.url == plan.url.as_str() && origin.checksum == checksum {
             let size = std::fs::metadata(&dest).map(|m| m.len()).unwrap_or(0);
             return Ok(Fetched {
                 name: plan.name,
@@ -303,6 +314,16 @@ pub fn fetch(req: &FetchRequest, cache: &Path, shell: &Shell) -> anyhow::Result<
                 format: origin.format,
                 fresh: true,
             });
+        } else {
+            shell.note(
+                "Replacing",
+                format!(
+                    "{} (fetched from {}, {})",
+                    dest.display(),
+                    origin.url,
+                    origin.checksum
+                ),
+            );
         }
     }
 
