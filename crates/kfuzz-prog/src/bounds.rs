@@ -23,8 +23,10 @@ pub struct Bounds {
     /// A lower bound of the bytes a smallest value takes, pointees of non-optional pointers
     /// included (padding left out); `INFINITE` when there is no finite value.
     pub min_data: Vec<u64>,
-    /// How deeply values nest by value (pointers not followed), capped at `MAX_DEPTH + 1`:
-    /// a struct that holds itself by value reaches the cap.
+    /// How deeply the shallowest value nests by value (pointers not followed; a union takes
+    /// its shallowest option, an array that may be empty is empty), capped at `MAX_DEPTH + 1`:
+    /// a struct that holds itself by value with no way out (no other option, no empty array)
+    /// stays at the cap.
     pub depth: Vec<usize>,
 }
 
@@ -32,7 +34,7 @@ impl Bounds {
     pub fn compute(structs: &[StructDesc], resources: &[ResourceDesc]) -> Bounds {
         let mut b = Bounds {
             min_data: vec![INFINITE; structs.len()],
-            depth: vec![0; structs.len()],
+            depth: vec![MAX_DEPTH + 1; structs.len()],
         };
         // Smallest values: start from "none known" and lower each struct's figure from its
         // fields' until nothing changes (each round settles at least one more level).
@@ -49,18 +51,19 @@ impl Bounds {
                 break;
             }
         }
-        // Depths grow round by round; a cycle by value grows until the cap.
-        for _ in 0..=MAX_DEPTH + 1 {
+        // Shallowest depths, lowered from the cap round by round like the sizes: a cycle by
+        // value with no way out never comes down.
+        for _ in 0..=structs.len() {
             let mut changed = false;
             for (id, st) in structs.iter().enumerate() {
-                let d = st
-                    .fields
-                    .iter()
-                    .map(|f| type_depth(&f.ty, &b.depth))
-                    .max()
-                    .unwrap_or(0);
+                let depths = st.fields.iter().map(|f| type_depth(&f.ty, &b.depth));
+                let d = if st.is_union {
+                    depths.min().unwrap_or(0)
+                } else {
+                    depths.max().unwrap_or(0)
+                };
                 let d = (d + 1).min(MAX_DEPTH + 1);
-                if d > b.depth[id] {
+                if d < b.depth[id] {
                     b.depth[id] = d;
                     changed = true;
                 }
@@ -119,6 +122,10 @@ fn type_min(t: &Type, table: &[u64], resources: &[ResourceDesc]) -> u64 {
 
 fn type_depth(t: &Type, table: &[usize]) -> usize {
     match &t.kind {
+        TypeKind::Array {
+            len: ArrayLen::Var | ArrayLen::Range(0, _),
+            ..
+        } => 1,
         TypeKind::Array { elem, .. } => 1 + type_depth(elem, table),
         TypeKind::Struct(id) => table.get(*id).copied().unwrap_or(1).max(1),
         _ => 1,
@@ -130,7 +137,7 @@ pub fn min_data(target: &Target, t: &Type) -> u64 {
     type_min(t, &target.bounds.min_data, &target.resources)
 }
 
-/// How deeply values of `t` nest by value, pointers not followed.
+/// How deeply the shallowest value of `t` nests by value, pointers not followed.
 pub fn depth(target: &Target, t: &Type) -> usize {
     type_depth(t, &target.bounds.depth)
 }

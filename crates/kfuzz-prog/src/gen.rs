@@ -316,8 +316,12 @@ impl<'a, R: Rng> Builder<'a, R> {
         if let Some(size) = int_size(&t.kind, &self.target.resources) {
             self.spend(u64::from(size));
         }
-        if let Arg::Data(d) = &a {
-            self.spend(d.len() as u64);
+        match &a {
+            Arg::Data(d) => self.spend(d.len() as u64),
+            // Every struct and array costs a little room too: a tree of empty structs (a struct
+            // holding an array of itself) would otherwise grow without bound.
+            Arg::Group(_) | Arg::Union { .. } => self.spend(1),
+            _ => {}
         }
         a
     }
@@ -472,11 +476,12 @@ impl<'a, R: Rng> Builder<'a, R> {
                     ArrayLen::Range(lo, hi) => (*lo, self.rng.gen_range(*lo..=*hi)),
                     ArrayLen::Var => (0, self.rng.gen_range(0..4)),
                 };
-                // Elements past the minimum only while the room lasts.
+                // Elements past the minimum only while the room (and the depth) lasts.
                 let elem_min = bounds::min_data(target, elem).max(1);
+                let deep = self.nest + bounds::depth(target, elem) >= MAX_DEPTH;
                 let mut items = Vec::new();
                 while (items.len() as u64) < n {
-                    if items.len() as u64 >= lo && self.room < elem_min {
+                    if items.len() as u64 >= lo && (deep || self.room < elem_min) {
                         break;
                     }
                     items.push(self.gen_arg(elem, dir));
@@ -491,6 +496,12 @@ impl<'a, R: Rng> Builder<'a, R> {
                     let min = |i: usize| bounds::min_data(target, &st.fields[i].ty);
                     if min(field) > self.room {
                         field = (0..st.fields.len()).min_by_key(|i| min(*i)).unwrap_or(0);
+                    }
+                    // Near the depth limit the shallowest option (a union that holds itself
+                    // through an option is a tree: this is where it ends).
+                    let depth = |i: usize| bounds::depth(target, &st.fields[i].ty);
+                    if self.nest + depth(field) >= MAX_DEPTH {
+                        field = (0..st.fields.len()).min_by_key(|i| depth(*i)).unwrap_or(0);
                     }
                     let f = &st.fields[field];
                     Arg::Union {

@@ -125,8 +125,13 @@ pub fn mutate_arg(target: &Target, ct: &ChoiceTable, rng: &mut impl Rng, p: &mut
     };
     if changed {
         gen::fix_lens(target, &mut prog.calls[idx]);
-        // A value grown past the program's data limit is not kept.
-        if data_size(target, &prog) > MAX_DATA {
+        // A value grown past the program's data limit, or nesting too deep (an element added
+        // to a tree's deepest array), is not kept.
+        let too_deep = prog.calls[idx]
+            .args
+            .iter()
+            .any(|a| crate::prog::arg_depth(a) > crate::prog::MAX_DEPTH);
+        if too_deep || data_size(target, &prog) > MAX_DATA {
             prog.calls[idx] = original;
             changed = false;
         }
