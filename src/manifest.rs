@@ -159,6 +159,13 @@ pub struct VmConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct GuestConfig {
     pub files: Vec<GuestFile>,
+    /// A disk image to boot into instead of the initramfs: a path (relative to the tree) to a
+    /// raw ext4 image, a name in kfuzz's image cache, or "debian" (built with `packages`).
+    pub image: Option<String>,
+    /// Debian packages of the "debian" image (`kfuzz image build`'s defaults when empty).
+    pub packages: Vec<String>,
+    /// Commands run in each guest (`/bin/sh -c`) once it is up, before any program.
+    pub setup: Vec<String>,
 }
 
 /// A host file copied into the initramfs.
@@ -643,6 +650,12 @@ cmdline = ""
 # Host files copied into the guest's initramfs (host paths relative to the tree root):
 # files = [{{ host = "tools/testing/selftests/x/prog", guest = "/usr/bin/prog" }}]
 files = []
+# Boot into a Debian disk image instead (`kfuzz image build` makes it; a path or a cache
+# name works too) when the code under test needs real userspace:
+# image = "debian"
+# packages = ["iproute2", "nftables"]
+# Commands run in each guest before fuzzing, e.g. ["ip link add dummy0 type dummy"].
+setup = []
 
 [fuzz]
 # Syscalls fuzzed by default (globs over description names; `kfuzz run --syscalls` overrides).

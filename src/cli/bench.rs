@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use super::run::parse_duration;
 use super::syscalls::TargetArgs;
 use crate::fuzz::{FuzzOptions, Fuzzer};
-use crate::guest::initramfs;
+use crate::guest::Guest;
 use crate::shell::{Shell, Verbosity};
-use crate::vm::{Accel, Vm, VmSpec};
+use crate::vm::{Accel, Vm};
 
 /// Benchmark: raw in-guest syscall loop vs. the fuzzer with and without coverage feedback.
 /// Rates on the lines printed during a phase are for that interval alone; the last line of a
@@ -19,6 +19,8 @@ use crate::vm::{Accel, Vm, VmSpec};
 pub struct Args {
     #[command(flatten)]
     pub target: TargetArgs,
+    #[command(flatten)]
+    pub guest: super::boot::GuestArgs,
     /// How long each fuzzing phase runs
     #[arg(long, value_parser = parse_duration, default_value = "60s")]
     pub duration: Duration,
@@ -49,17 +51,17 @@ pub fn exec(mut args: Args, shell: &Shell) -> anyhow::Result<i32> {
     let l = args.target.load(shell)?;
     let kernel = crate::vm::boot::kernel_from_build(&l.tree.build_dir())?;
     let work = l.tree.work_dir();
-    let initrd = initramfs::build(&work.join("guest"), &l.manifest.guest.files, &l.tree.root)?;
+    let guest = Guest::prepare(
+        shell,
+        &l.manifest,
+        &l.tree.root,
+        &work,
+        args.guest.image.as_deref(),
+    )?;
     let accel = Accel::detect();
     let bench_dir = work.join("bench");
     let _ = std::fs::remove_dir_all(&bench_dir);
-    let spec = VmSpec::new(
-        &l.manifest.vm,
-        kernel,
-        initrd.path,
-        bench_dir.clone(),
-        accel.clone(),
-    );
+    let spec = guest.spec(&l.manifest.vm, kernel, bench_dir.clone(), accel.clone());
     let mode = match &accel {
         Accel::Kvm => "KVM".to_string(),
         Accel::Tcg(_) => "TCG".to_string(),

@@ -10,6 +10,15 @@ use crate::shell::Shell;
 use crate::vm::boot::{self, BootRequest};
 use crate::vm::{Accel, VmSpec};
 
+/// The guest options of every command that boots VMs.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct GuestArgs {
+    /// Boot into a disk image instead of the initramfs: "debian" (`kfuzz image build`), a name
+    /// from `kfuzz image list`, or a path to a raw ext4 image (default: kfuzz.toml's guest.image)
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<String>,
+}
+
 /// Boot the built kernel in QEMU with the kfuzz guest, print each handshake, optionally run CMD
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -22,9 +31,8 @@ pub struct Args {
     /// Extra kernel command line arguments
     #[arg(long, value_name = "ARGS")]
     pub append: Option<String>,
-    /// Boot into this disk image (a raw ext4 file, see `kfuzz image`) instead of the initramfs
-    #[arg(long, value_name = "IMAGE")]
-    pub image: Option<String>,
+    #[command(flatten)]
+    pub guest: GuestArgs,
     /// Seconds CMD may run in the guest
     #[arg(long, default_value_t = 60)]
     pub timeout: u64,
@@ -88,7 +96,14 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
     let vms = args.vms.unwrap_or(vm_cfg.count as usize).max(1);
     let mut spec = VmSpec::new(&vm_cfg, kernel.clone(), initrd.path, work_dir, accel);
     spec.cmdline = cmdline;
-    spec.image = crate::vm::image_arg(args.image.as_deref())?;
+    let guest_cfg = manifest
+        .as_ref()
+        .map(|m| m.guest.clone())
+        .unwrap_or_default();
+    if let Some(name) = args.guest.image.as_deref().or(guest_cfg.image.as_deref()) {
+        spec.image = Some(crate::image::resolve(name, &base, &guest_cfg.packages)?);
+    }
+    spec.setup = guest_cfg.setup;
     shell.status(
         "Booting",
         format!(

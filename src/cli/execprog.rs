@@ -13,10 +13,10 @@ use kfuzz_wire::{ExecOpts, ExecResult};
 
 use super::run::SandboxArg;
 use super::syscalls::TargetArgs;
-use crate::guest::initramfs;
+use crate::guest::Guest;
 use crate::report;
 use crate::shell::Shell;
-use crate::vm::{Accel, Vm, VmSpec};
+use crate::vm::{Accel, Vm};
 
 /// Run program files (syzkaller text format) in a VM and print each call's result
 #[derive(Debug, clap::Args)]
@@ -46,6 +46,8 @@ pub struct Args {
     pub workdir: Option<PathBuf>,
     #[command(flatten)]
     pub target: TargetArgs,
+    #[command(flatten)]
+    pub guest: super::boot::GuestArgs,
 }
 
 /// Base (KVM) timeouts, scaled under TCG, as in `kfuzz run`.
@@ -72,16 +74,16 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
     }
     let kernel = crate::vm::boot::kernel_from_build(&l.tree.build_dir())?;
     let work = l.tree.work_dir();
-    let initrd = initramfs::build(&work.join("guest"), &l.manifest.guest.files, &l.tree.root)?;
+    let guest = Guest::prepare(
+        shell,
+        &l.manifest,
+        &l.tree.root,
+        &work,
+        args.guest.image.as_deref(),
+    )?;
     let accel = Accel::detect_and_tell(shell);
     let scale = accel.timeout_scale();
-    let spec = VmSpec::new(
-        &l.manifest.vm,
-        kernel,
-        initrd.path,
-        work.join("execprog"),
-        accel,
-    );
+    let spec = guest.spec(&l.manifest.vm, kernel, work.join("execprog"), accel);
     let workdir = match &args.workdir {
         Some(d) => std::path::absolute(d)?,
         None => l.tree.root.join(&l.manifest.fuzz.workdir),

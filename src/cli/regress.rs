@@ -12,12 +12,12 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::syscalls::TargetArgs;
-use crate::guest::initramfs;
+use crate::guest::Guest;
 use crate::kernel::baseline;
 use crate::kernel::build::{self, BuildOptions, BuildOutcome};
 use crate::regress::{self, Verdict};
 use crate::shell::Shell;
-use crate::vm::{Accel, VmSpec};
+use crate::vm::Accel;
 
 /// Replay the corpus and every saved reproducer on the current build: what crashes, what
 /// coverage is lost
@@ -48,6 +48,8 @@ pub struct Args {
     pub baseline: Option<String>,
     #[command(flatten)]
     pub target: TargetArgs,
+    #[command(flatten)]
+    pub guest: super::boot::GuestArgs,
 }
 
 pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
@@ -117,7 +119,13 @@ fn run(args: Args, shell: &Shell) -> anyhow::Result<i32> {
     let (items, skipped) = regress::collect(t, &corpus_dirs, &workdir.join("crashes"), shell);
     let repros = items.iter().filter(|i| i.repro_of.is_some()).count();
     let work = l.tree.work_dir();
-    let initrd = initramfs::build(&work.join("guest"), &l.manifest.guest.files, &l.tree.root)?;
+    let guest = Guest::prepare(
+        shell,
+        &l.manifest,
+        &l.tree.root,
+        &work,
+        args.guest.image.as_deref(),
+    )?;
     let accel = Accel::detect_and_tell(shell);
     let scale = accel.timeout_scale();
     // The baseline first: its checkout and build are the slow, failing-early part.
@@ -147,13 +155,7 @@ fn run(args: Args, shell: &Shell) -> anyhow::Result<i32> {
     // Every program on `kernel`'s VMs (their consoles under .kfuzz/<dir>/).
     let replay_on = |kernel: PathBuf, dir: &str| {
         let symbols = crate::kernel::symbols::load_for(&kernel, shell);
-        let spec = VmSpec::new(
-            &l.manifest.vm,
-            kernel,
-            initrd.path.clone(),
-            work.join(dir),
-            accel.clone(),
-        );
+        let spec = guest.spec(&l.manifest.vm, kernel, work.join(dir), accel.clone());
         let timeout = Duration::from_secs(args.timeout) * scale;
         regress::replay(t, symbols.as_deref(), &spec, vms, timeout, &items, shell)
     };

@@ -6,10 +6,10 @@ use anyhow::Context;
 
 use super::run::SandboxArg;
 use super::syscalls::TargetArgs;
-use crate::guest::initramfs;
+use crate::guest::Guest;
 use crate::repro;
 use crate::shell::Shell;
-use crate::vm::{Accel, VmSpec};
+use crate::vm::Accel;
 
 /// Find the program that triggers a crash, minimize it, and write repro.syz and repro.c
 #[derive(Debug, clap::Args)]
@@ -25,6 +25,8 @@ pub struct Args {
     pub output: Option<PathBuf>,
     #[command(flatten)]
     pub target: TargetArgs,
+    #[command(flatten)]
+    pub guest: super::boot::GuestArgs,
 }
 
 /// The files `kfuzz repro` writes into its output folder.
@@ -105,15 +107,15 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
     let t = &l.loaded.target;
     let kernel = crate::vm::boot::kernel_from_build(&l.tree.build_dir())?;
     let work = l.tree.work_dir();
-    let initrd = initramfs::build(&work.join("guest"), &l.manifest.guest.files, &l.tree.root)?;
+    let guest = Guest::prepare(
+        shell,
+        &l.manifest,
+        &l.tree.root,
+        &work,
+        args.guest.image.as_deref(),
+    )?;
     let accel = Accel::detect_and_tell(shell);
-    let spec = VmSpec::new(
-        &l.manifest.vm,
-        kernel,
-        initrd.path,
-        work.join("repro"),
-        accel,
-    );
+    let spec = guest.spec(&l.manifest.vm, kernel, work.join("repro"), accel);
     shell.status("Reproducing", &title);
     let found = repro::reproduce_into(
         t,

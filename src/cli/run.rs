@@ -7,15 +7,17 @@ use std::time::Duration;
 
 use super::syscalls::TargetArgs;
 use crate::fuzz::{FuzzOptions, Fuzzer};
-use crate::guest::initramfs;
+use crate::guest::Guest;
 use crate::shell::Shell;
-use crate::vm::{Accel, VmSpec};
+use crate::vm::Accel;
 
 /// Coverage-guided fuzzing of the selected syscalls on the built kernel, until stopped
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
     pub target: TargetArgs,
+    #[command(flatten)]
+    pub guest: super::boot::GuestArgs,
     /// Number of VMs (default: kfuzz.toml's vm.count)
     #[arg(long, value_name = "N")]
     pub vms: Option<usize>,
@@ -111,11 +113,17 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
     }
     let kernel = crate::vm::boot::kernel_from_build(&l.tree.build_dir())?;
     let work = l.tree.work_dir();
-    let initrd = initramfs::build(&work.join("guest"), &l.manifest.guest.files, &l.tree.root)?;
+    let guest = Guest::prepare(
+        shell,
+        &l.manifest,
+        &l.tree.root,
+        &work,
+        args.guest.image.as_deref(),
+    )?;
     let accel = Accel::detect_and_tell(shell);
     let vm = &l.manifest.vm;
     let spec_kernel = kernel.clone();
-    let spec = VmSpec::new(vm, kernel, initrd.path, work.clone(), accel);
+    let spec = guest.spec(vm, kernel, work.clone(), accel);
     let workdir = match &args.workdir {
         Some(d) => std::path::absolute(d)?,
         None => l.tree.root.join(&l.manifest.fuzz.workdir),

@@ -154,8 +154,11 @@ pub struct Fuzzer {
     shell: Shell,
     /// New crash titles (their directories) for the reproducer thread.
     repro_queue: Mutex<VecDeque<(PathBuf, String)>>,
-    /// Why the run stopped early: what it found could not be kept (a full disk).
+    /// Why the run stopped early: what it found could not be kept (a full disk), or the guest
+    /// setup failed.
     fatal: Mutex<Option<String>>,
+    /// `[guest] setup`'s output was shown (once, for the first VM up).
+    setup_told: AtomicBool,
 }
 
 const RECENT_PROGRAMS: usize = 4096;
@@ -225,6 +228,7 @@ impl Fuzzer {
             shell: shell.clone(),
             repro_queue: Mutex::new(VecDeque::new()),
             fatal: Mutex::new(None),
+            setup_told: AtomicBool::new(false),
         }))
     }
 
@@ -330,7 +334,17 @@ impl Fuzzer {
         while !self.stop.load(Ordering::SeqCst) {
             // The VM is started here and lives no longer than this thread (see Vm::start).
             let vm = match Vm::start_ready(&self.opts.spec, index, |w| self.shell.warn(w)) {
-                Ok((vm, _, _)) => vm,
+                Ok((vm, _, _)) => {
+                    if !self.setup_told.swap(true, Ordering::SeqCst) {
+                        crate::vm::boot::tell_setup(&vm, &self.shell);
+                    }
+                    vm
+                }
+                Err(e) if e.downcast_ref::<crate::vm::SetupFailed>().is_some() => {
+                    // The guest is not what the user asked for: fuzzing it would mislead.
+                    self.fail(format!("vm{index}: {e:#}"));
+                    return;
+                }
                 Err(e) => {
                     self.shell.warn(format!("{e:#}"));
                     failures += 1;

@@ -5,14 +5,18 @@
 //! beside the cache and the image is renamed into place at the very end.
 //!
 //! Beside `NAME.raw` (an ext4 file system, no partition table) lies `NAME.build.json`, the
-//! [`BuildRecord`] saying what went into it.
+//! [`BuildRecord`] saying what went into it. The tools that do the work are in `bootstrap`, the
+//! host's mirror in `apt_sources`.
 
-use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context};
+
+pub use super::apt_sources::host_mirror;
+pub use super::bootstrap::BootstrapChoice;
+use super::bootstrap::{bootstrap, make_ext4, remove_leftovers, Tools, WorkDir};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -36,17 +40,6 @@ pub const MIN_SIZE: u64 = 256 << 20;
 
 /// Used when the host names no Debian mirror of its own.
 pub const FALLBACK_MIRROR: &str = "http://deb.debian.org/debian";
-
-/// Run on the finished root file system, its path as `$1`, inside the bootstrap's namespace.
-/// Part of the recipe: a change here is a change of [`RECIPE_VERSION`].
-const SETUP_SCRIPT: &str = r#"set -e
-echo kfuzz > "$1/etc/hostname"
-printf '127.0.0.1\tlocalhost\n127.0.1.1\tkfuzz\n::1\tlocalhost ip6-localhost ip6-loopback\n' > "$1/etc/hosts"
-printf '# kfuzz mounts the root file system itself.\n' > "$1/etc/fstab"
-# No password for root: the console is the only way in (no ssh), for looking at a crash by hand.
-sed -i 's/^root:[^:]*:/root::/' "$1/etc/shadow"
-rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/archives/*.deb "$1"/var/log/*.log
-"#;
 
 /// What goes into an image. Two recipes with the same [`Recipe::key`] make the same image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,7 +114,7 @@ impl Recipe {
             self.packages.join(","),
             self.size
         ));
-        h.update(SETUP_SCRIPT);
+        h.update(super::bootstrap::SETUP_SCRIPT);
         hex::encode(h.finalize())
     }
 
@@ -186,137 +179,6 @@ pub fn human_size(bytes: u64) -> String {
     }
 }
 
-/// The Debian mirror this host's apt uses for `suite`, else [`FALLBACK_MIRROR`]. Reads
-/// `/etc/apt/sources.list`, `/etc/apt/sources.list.d/*.list` and `*.sources` (deb822).
-pub fn host_mirror(suite: &str) -> String {
-    let mut files: Vec<PathBuf> = vec![PathBuf::from("/etc/apt/sources.list")];
-    if let Ok(entries) = std::fs::read_dir("/etc/apt/sources.list.d") {
-        let mut more: Vec<PathBuf> = entries
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "list" || e == "sources"))
-            .collect();
-        more.sort();
-        files.extend(more);
-    }
-    let mut sources = Vec::new();
-    for f in files {
-        let Ok(text) = std::fs::read_to_string(&f) else {
-            continue;
-        };
-        if f.extension().is_some_and(|e| e == "sources") {
-            sources.extend(parse_deb822(&text));
-        } else {
-            sources.extend(parse_one_line(&text));
-        }
-    }
-    pick_mirror(&sources, suite).unwrap_or_else(|| FALLBACK_MIRROR.to_string())
-}
-
-/// One `deb` source of apt: its archive URIs and suites.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AptSource {
-    pub uris: Vec<String>,
-    pub suites: Vec<String>,
-}
-
-/// `deb [options] URI SUITE COMPONENT…` lines (`deb-src` and comments skipped).
-pub fn parse_one_line(text: &str) -> Vec<AptSource> {
-    let mut out = Vec::new();
-    for line in text.lines() {
-        let line = line.split('#').next().unwrap_or("").trim();
-        let Some(rest) = line
-            .strip_prefix("deb ")
-            .or_else(|| line.strip_prefix("deb\t"))
-        else {
-            continue;
-        };
-        let rest = rest.trim_start();
-        // `[arch=amd64 signed-by=…]`
-        let rest = match rest.strip_prefix('[') {
-            Some(r) => match r.split_once(']') {
-                Some((_, after)) => after,
-                None => continue,
-            },
-            None => rest,
-        };
-        let mut words = rest.split_whitespace();
-        if let (Some(uri), Some(suite)) = (words.next(), words.next()) {
-            out.push(AptSource {
-                uris: vec![uri.to_string()],
-                suites: vec![suite.to_string()],
-            });
-        }
-    }
-    out
-}
-
-/// deb822 stanzas (`Types: deb`, `URIs:`, `Suites:`, `Enabled: no` honoured).
-pub fn parse_deb822(text: &str) -> Vec<AptSource> {
-    let mut out = Vec::new();
-    for stanza in text.split("\n\n") {
-        let mut fields: Vec<(String, String)> = Vec::new();
-        for line in stanza.lines() {
-            if line.starts_with('#') || line.trim().is_empty() {
-                continue;
-            }
-            if line.starts_with([' ', '\t']) {
-                // A continuation line.
-                if let Some(last) = fields.last_mut() {
-                    last.1.push(' ');
-                    last.1.push_str(line.trim());
-                }
-                continue;
-            }
-            if let Some((k, v)) = line.split_once(':') {
-                fields.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-            }
-        }
-        let get = |k: &str| {
-            fields
-                .iter()
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| v.as_str())
-        };
-        let words = |k: &str| -> Vec<String> {
-            get(k)
-                .unwrap_or("")
-                .split_whitespace()
-                .map(str::to_string)
-                .collect()
-        };
-        if !words("types").iter().any(|t| t == "deb") {
-            continue;
-        }
-        if get("enabled").is_some_and(|e| e.eq_ignore_ascii_case("no")) {
-            continue;
-        }
-        out.push(AptSource {
-            uris: words("uris"),
-            suites: words("suites"),
-        });
-    }
-    out
-}
-
-/// The first Debian archive (a URI whose path ends in `/debian`, so not `debian-security`) that
-/// serves `suite`, else the first Debian archive at all.
-pub fn pick_mirror(sources: &[AptSource], suite: &str) -> Option<String> {
-    let is_debian = |u: &str| {
-        (u.starts_with("http://") || u.starts_with("https://") || u.starts_with("file:/"))
-            && u.trim_end_matches('/').ends_with("/debian")
-    };
-    let debian: Vec<(&AptSource, &String)> = sources
-        .iter()
-        .flat_map(|s| s.uris.iter().filter(|u| is_debian(u)).map(move |u| (s, u)))
-        .collect();
-    debian
-        .iter()
-        .find(|(s, _)| s.suites.iter().any(|x| x == suite))
-        .or_else(|| debian.first())
-        .map(|(_, u)| u.trim_end_matches('/').to_string())
-}
-
 /// What a finished build says about itself, as `NAME.build.json` beside the image.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BuildRecord {
@@ -370,168 +232,6 @@ pub fn utc_time(secs: u64) -> String {
     )
 }
 
-/// Which tool makes the root file system.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum BootstrapChoice {
-    /// mmdebstrap when installed, else debootstrap when running as root
-    #[default]
-    Auto,
-    Mmdebstrap,
-    Debootstrap,
-}
-
-/// The tools a build runs, found before anything is written.
-#[derive(Debug, Clone)]
-pub struct Tools {
-    bootstrap: Bootstrap,
-    mkfs: PathBuf,
-}
-
-#[derive(Debug, Clone)]
-enum Bootstrap {
-    /// `mmdebstrap --mode=unshare`; `userns` when kfuzz is not root, so that the tree's files
-    /// belong to subordinate ids and are read (by mkfs) and removed inside a user namespace.
-    Mmdebstrap { path: PathBuf, userns: bool },
-    /// `debootstrap`, as root only.
-    Debootstrap { path: PathBuf },
-}
-
-impl Tools {
-    /// `mmdebstrap (unshare)` or `debootstrap`.
-    pub fn describe(&self) -> &'static str {
-        match self.bootstrap {
-            Bootstrap::Mmdebstrap { userns: true, .. } => "mmdebstrap (unshare, without root)",
-            Bootstrap::Mmdebstrap { userns: false, .. } => "mmdebstrap (unshare, as root)",
-            Bootstrap::Debootstrap { .. } => "debootstrap (as root)",
-        }
-    }
-
-    /// Finds the tools for `choice`, or says in one sentence what to install or set.
-    pub fn find(choice: BootstrapChoice) -> anyhow::Result<Tools> {
-        // SAFETY: geteuid cannot fail.
-        let root = unsafe { libc::geteuid() } == 0;
-        let mkfs = find_sbin("mkfs.ext4").context(
-            "mkfs.ext4 is not installed; it makes the image (Debian: apt-get install e2fsprogs)",
-        )?;
-        let mmdebstrap = which::which("mmdebstrap").ok();
-        let debootstrap = find_sbin("debootstrap");
-        let bootstrap = match (choice, mmdebstrap, debootstrap) {
-            (BootstrapChoice::Auto | BootstrapChoice::Mmdebstrap, Some(path), _) => {
-                if !root {
-                    check_user_namespaces()?;
-                }
-                Bootstrap::Mmdebstrap {
-                    path,
-                    userns: !root,
-                }
-            }
-            (BootstrapChoice::Auto | BootstrapChoice::Debootstrap, _, Some(path)) if root => {
-                Bootstrap::Debootstrap { path }
-            }
-            (BootstrapChoice::Debootstrap, _, Some(_)) => bail!(
-                "debootstrap needs root: run as root, or build without root with mmdebstrap \
-                 (Debian: apt-get install mmdebstrap uidmap)"
-            ),
-            (BootstrapChoice::Debootstrap, _, None) => {
-                bail!("debootstrap is not installed (Debian: apt-get install debootstrap)")
-            }
-            (_, None, _) if root => bail!(
-                "building a Debian image needs mmdebstrap or debootstrap, and neither is \
-                 installed (Debian: apt-get install mmdebstrap)"
-            ),
-            (_, None, _) => bail!(
-                "building a Debian image without root needs mmdebstrap, which is not in PATH \
-                 (Debian: apt-get install mmdebstrap uidmap); as root, debootstrap would do"
-            ),
-        };
-        Ok(Tools { bootstrap, mkfs })
-    }
-}
-
-/// `name` in PATH, else in /usr/sbin or /sbin (not in a user's PATH on Debian).
-fn find_sbin(name: &str) -> Option<PathBuf> {
-    which::which(name).ok().or_else(|| {
-        ["/usr/sbin", "/sbin"]
-            .iter()
-            .map(|d| Path::new(d).join(name))
-            .find(|p| p.is_file())
-    })
-}
-
-/// Whether this user can make the user namespace mmdebstrap's unshare mode needs; when not,
-/// the error names the setting or package that fixes it.
-fn check_user_namespaces() -> anyhow::Result<()> {
-    let read = |p: &str| {
-        std::fs::read_to_string(p)
-            .ok()
-            .map(|s| s.trim().to_string())
-    };
-    if read("/proc/sys/user/max_user_namespaces").as_deref() == Some("0") {
-        bail!(
-            "user namespaces are turned off (user.max_user_namespaces = 0), and mmdebstrap needs \
-             them to build without root: `sysctl -w user.max_user_namespaces=10000`, or run as root"
-        );
-    }
-    if read("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0") {
-        bail!(
-            "unprivileged user namespaces are turned off (kernel.unprivileged_userns_clone = 0), \
-             and mmdebstrap needs them to build without root: \
-             `sysctl -w kernel.unprivileged_userns_clone=1`, or run as root"
-        );
-    }
-    if read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").as_deref() == Some("1") {
-        bail!(
-            "AppArmor restricts unprivileged user namespaces \
-             (kernel.apparmor_restrict_unprivileged_userns = 1), and mmdebstrap needs them to \
-             build without root: `sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`, or \
-             run as root"
-        );
-    }
-    if which::which("newuidmap").is_err() || which::which("newgidmap").is_err() {
-        bail!(
-            "newuidmap/newgidmap are not installed, and mmdebstrap needs them to build without \
-             root (Debian: apt-get install uidmap)"
-        );
-    }
-    // SAFETY: getuid cannot fail; getpwuid returns null or a pointer valid until the next call.
-    let uid = unsafe { libc::getuid() };
-    let user = unsafe {
-        let pw = libc::getpwuid(uid);
-        if pw.is_null() || (*pw).pw_name.is_null() {
-            None
-        } else {
-            Some(
-                std::ffi::CStr::from_ptr((*pw).pw_name)
-                    .to_string_lossy()
-                    .into_owned(),
-            )
-        }
-    };
-    let who = user.clone().unwrap_or_else(|| uid.to_string());
-    for file in ["/etc/subuid", "/etc/subgid"] {
-        let text = std::fs::read_to_string(file).unwrap_or_default();
-        if !has_subordinate_ids(&text, user.as_deref(), uid) {
-            bail!(
-                "{file} gives the user {who} no subordinate ids, and mmdebstrap needs them to \
-                 build without root: `usermod --add-subuids 100000-165535 --add-subgids \
-                 100000-165535 {who}` (as root), or run as root"
-            );
-        }
-    }
-    Ok(())
-}
-
-/// True when `/etc/subuid`-style `text` has a range for the user (by name or number).
-pub fn has_subordinate_ids(text: &str, user: Option<&str>, uid: u32) -> bool {
-    let uid = uid.to_string();
-    text.lines().any(|l| {
-        let mut f = l.trim().split(':');
-        let owner = f.next().unwrap_or("");
-        let count = f.nth(1).and_then(|c| c.trim().parse::<u64>().ok());
-        (Some(owner) == user || owner == uid) && count.is_some_and(|c| c > 0)
-    })
-}
-
 /// A finished image in the cache.
 #[derive(Debug, Clone)]
 pub struct BuiltImage {
@@ -569,6 +269,7 @@ pub fn build(
         return Ok(img);
     }
     let tools = Tools::find(choice)?;
+    tools.check_reachable(dir)?;
     let name = recipe.name();
     let _lock = super::NameLock::take(dir, &name)?;
     if let Some(img) = cached(dir, recipe) {
@@ -589,7 +290,8 @@ pub fn build(
         "Installing",
         format!("{} with {}", recipe.suite, tools.describe()),
     );
-    bootstrap(recipe, &tools, &root, &mut log, &log_path, &progress, shell)?;
+    let on_line = |line: &str| progress.detail(shell, line);
+    bootstrap(recipe, &tools, &root, &mut log, &log_path, &on_line)?;
 
     progress.step(
         shell,
@@ -604,8 +306,7 @@ pub fn build(
         recipe.size,
         &mut log,
         &log_path,
-        &progress,
-        shell,
+        &on_line,
     )?;
     progress.finish();
 
@@ -649,6 +350,8 @@ pub fn build(
 /// The spinner (on a terminal) and the step it shows.
 struct Progress {
     bar: Option<indicatif::ProgressBar>,
+    /// When a tool's line was last shown without a terminal.
+    last_line: std::cell::Cell<Instant>,
 }
 
 impl Progress {
@@ -663,7 +366,10 @@ impl Progress {
             bar.enable_steady_tick(Duration::from_millis(200));
             bar
         });
-        Progress { bar }
+        Progress {
+            bar,
+            last_line: std::cell::Cell::new(Instant::now()),
+        }
     }
 
     /// A new step: a status line, and the spinner's message.
@@ -677,14 +383,19 @@ impl Progress {
         }
     }
 
-    /// A line from the tool: on the spinner, or with `-v`.
+    /// A line from the tool: on the spinner; in a log, one of the tools' own steps
+    /// (`I: installing essential packages...`) every 10 s at most, every line with `-v`.
     fn detail(&self, shell: &Shell, line: &str) {
         match &self.bar {
             Some(bar) => bar.set_message(line.to_string()),
-            // The tools' own steps (`I: installing essential packages...`) mark the progress in
-            // a log; the rest is for -v.
-            None if line.contains(": I: ") => shell.status("", line),
-            None => shell.verbose("", line),
+            None if shell.verbosity == crate::shell::Verbosity::Verbose => shell.status("", line),
+            None if line.contains(": I: ")
+                && self.last_line.get().elapsed() >= Duration::from_secs(10) =>
+            {
+                self.last_line.set(Instant::now());
+                shell.status("", line);
+            }
+            None => {}
         }
     }
 
@@ -699,270 +410,6 @@ impl Drop for Progress {
     fn drop(&mut self) {
         self.finish();
     }
-}
-
-/// The hidden folder a build works in (`.NAME.build-XXXXXX` in the cache), removed when dropped
-/// whatever happened: inside a user namespace when its files belong to subordinate ids, and
-/// never across a mount point a failed bootstrap left behind.
-struct WorkDir {
-    path: PathBuf,
-    tools: Tools,
-}
-
-impl WorkDir {
-    fn new(dir: &Path, name: &str, tools: &Tools) -> anyhow::Result<WorkDir> {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let tmp = tempfile::Builder::new()
-            .prefix(&format!(".{name}.build-"))
-            .tempdir_in(dir)
-            .with_context(|| format!("cannot create a work folder in {}", dir.display()))?;
-        Ok(WorkDir {
-            path: tmp.keep(),
-            tools: tools.clone(),
-        })
-    }
-}
-
-impl Drop for WorkDir {
-    fn drop(&mut self) {
-        remove_tree(&self.path, &self.tools);
-    }
-}
-
-/// Work folders of `name` that a killed kfuzz left behind (the caller holds the name's lock).
-fn remove_leftovers(dir: &Path, name: &str, tools: &Tools) {
-    let prefix = format!(".{name}.build-");
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            if e.file_name().to_string_lossy().starts_with(&prefix) {
-                remove_tree(&e.path(), tools);
-            }
-        }
-    }
-}
-
-/// Removes a work folder. Mounts inside it (a bootstrap killed halfway may leave /proc or a
-/// bind-mounted /dev) are unmounted first; when one stays, the folder is left alone rather than
-/// deleting through it.
-fn remove_tree(path: &Path, tools: &Tools) {
-    let mounts = mounts_under(path);
-    for m in mounts.iter().rev() {
-        let _ = std::process::Command::new("umount")
-            .arg("--lazy")
-            .arg(m)
-            .stderr(std::process::Stdio::null())
-            .status();
-    }
-    if !mounts_under(path).is_empty() {
-        return;
-    }
-    if let Bootstrap::Mmdebstrap {
-        path: mmdebstrap,
-        userns: true,
-    } = &tools.bootstrap
-    {
-        let _ = std::process::Command::new(mmdebstrap)
-            .arg("--unshare-helper")
-            .args(["rm", "-rf", "--one-file-system"])
-            .arg(path)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status();
-    }
-    let _ = std::fs::remove_dir_all(path);
-}
-
-/// Mount points at or below `path`, shallowest first (from /proc/self/mountinfo).
-fn mounts_under(path: &Path) -> Vec<PathBuf> {
-    let Ok(base) = path.canonicalize() else {
-        return Vec::new();
-    };
-    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut out: Vec<PathBuf> = text
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(|m| PathBuf::from(m.replace("\\040", " ")))
-        .filter(|m| m.starts_with(&base))
-        .collect();
-    out.sort_by_key(|m| m.components().count());
-    out
-}
-
-/// Runs the bootstrap tool into `root`, then kfuzz's setup script on it.
-#[allow(clippy::too_many_arguments)]
-fn bootstrap(
-    recipe: &Recipe,
-    tools: &Tools,
-    root: &Path,
-    log: &mut std::fs::File,
-    log_path: &Path,
-    progress: &Progress,
-    shell: &Shell,
-) -> anyhow::Result<()> {
-    let include = recipe.packages.join(",");
-    match &tools.bootstrap {
-        Bootstrap::Mmdebstrap { path, .. } => {
-            let mut args: Vec<String> = vec![
-                "--mode=unshare".into(),
-                "--variant=minbase".into(),
-                "--format=directory".into(),
-                "--components=main".into(),
-                "--aptopt=APT::Install-Recommends \"false\"".into(),
-                format!("--customize-hook={SETUP_SCRIPT}"),
-            ];
-            if !include.is_empty() {
-                args.push(format!("--include={include}"));
-            }
-            args.push(recipe.suite.clone());
-            args.push(root.display().to_string());
-            args.push(recipe.mirror.clone());
-            run_tool(path, &args, log, log_path, progress, shell)
-        }
-        Bootstrap::Debootstrap { path } => {
-            let mut args: Vec<String> =
-                vec!["--variant=minbase".into(), "--components=main".into()];
-            if !include.is_empty() {
-                args.push(format!("--include={include}"));
-            }
-            args.push(recipe.suite.clone());
-            args.push(root.display().to_string());
-            args.push(recipe.mirror.clone());
-            run_tool(path, &args, log, log_path, progress, shell)?;
-            let sh = PathBuf::from("/bin/sh");
-            run_tool(
-                &sh,
-                &[
-                    "-c".into(),
-                    SETUP_SCRIPT.into(),
-                    "sh".into(),
-                    root.display().to_string(),
-                ],
-                log,
-                log_path,
-                progress,
-                shell,
-            )
-        }
-    }
-}
-
-/// A sparse file of `size` bytes holding an ext4 file system with the tree `root`, made by
-/// `mkfs.ext4 -d` (inside the user namespace when the tree belongs to subordinate ids, so that
-/// its files are root's in the image).
-#[allow(clippy::too_many_arguments)]
-fn make_ext4(
-    tools: &Tools,
-    root: &Path,
-    image: &Path,
-    size: u64,
-    log: &mut std::fs::File,
-    log_path: &Path,
-    progress: &Progress,
-    shell: &Shell,
-) -> anyhow::Result<()> {
-    let file = std::fs::File::create(image)
-        .with_context(|| format!("cannot create {}", image.display()))?;
-    file.set_len(size)
-        .with_context(|| format!("cannot size {} to {}", image.display(), human_size(size)))?;
-    drop(file);
-    let mut args: Vec<String> = vec![
-        "-F".into(),
-        "-q".into(),
-        "-t".into(),
-        "ext4".into(),
-        "-L".into(),
-        "kfuzz-root".into(),
-        "-m".into(),
-        "0".into(),
-        "-d".into(),
-        root.display().to_string(),
-        image.display().to_string(),
-    ];
-    let program = match &tools.bootstrap {
-        Bootstrap::Mmdebstrap { path, userns: true } => {
-            args.insert(0, tools.mkfs.display().to_string());
-            args.insert(0, "--unshare-helper".into());
-            path.clone()
-        }
-        _ => tools.mkfs.clone(),
-    };
-    run_tool(&program, &args, log, log_path, progress, shell).map_err(|e| {
-        if tail(log_path, 20).contains("Could not allocate block") {
-            anyhow::anyhow!(
-                "the packages do not fit in {}: give a larger --size",
-                human_size(size)
-            )
-        } else {
-            e
-        }
-    })
-}
-
-/// Runs `program args`, its output into the log and, line by line, onto the progress spinner;
-/// a failure says which tool failed with the end of its output.
-fn run_tool(
-    program: &Path,
-    args: &[String],
-    log: &mut std::fs::File,
-    log_path: &Path,
-    progress: &Progress,
-    shell: &Shell,
-) -> anyhow::Result<()> {
-    let tool = program.file_name().map_or_else(
-        || program.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    );
-    let _ = writeln!(log, "$ {} {}", program.display(), args.join(" "));
-    let reader = duct::cmd(program, args)
-        .stderr_to_stdout()
-        .stdin_null()
-        .unchecked()
-        .env("LC_ALL", "C.UTF-8")
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .reader()
-        .with_context(|| format!("cannot run {}", program.display()))?;
-    let mut lines = BufReader::new(&reader);
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        let n = lines
-            .read_until(b'\n', &mut buf)
-            .with_context(|| format!("reading the output of {tool}"))?;
-        if n == 0 {
-            break;
-        }
-        let _ = log.write_all(&buf);
-        let text = String::from_utf8_lossy(&buf);
-        // apt redraws its progress with carriage returns; the last state is the line.
-        if let Some(line) = text.rsplit('\r').map(str::trim).find(|l| !l.is_empty()) {
-            progress.detail(shell, &format!("{tool}: {line}"));
-        }
-    }
-    let _ = log.flush();
-    let status = reader
-        .try_wait()
-        .with_context(|| format!("waiting for {tool}"))?
-        .map(|o| o.status);
-    match status {
-        Some(s) if s.success() => Ok(()),
-        _ => bail!(
-            "{tool} failed ({}):\n{}\nfull log: {}",
-            status.map_or_else(|| "no status".to_string(), |s| s.to_string()),
-            tail(log_path, 12),
-            log_path.display()
-        ),
-    }
-}
-
-/// The last `n` lines of a file, indented.
-fn tail(path: &Path, n: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..]
-        .iter()
-        .map(|l| format!("  {l}"))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 #[cfg(test)]
@@ -1030,65 +477,6 @@ mod tests {
         assert!(Recipe::new("bookworm", &[], "deb.debian.org", 2 << 30).is_err());
         let small = Recipe::new("bookworm", &[], FALLBACK_MIRROR, 1 << 20).unwrap_err();
         assert!(small.to_string().contains("--size"), "{small}");
-    }
-
-    #[test]
-    fn the_mirror_is_the_hosts_debian_archive() {
-        let deb822 = "Types: deb\n\
-                      URIs: http://mirror.example/debian\n\
-                      Suites: bookworm bookworm-updates\n\
-                      Components: main\n\n\
-                      Types: deb\n\
-                      URIs: http://deb.debian.org/debian-security\n\
-                      Suites: bookworm-security\n\n\
-                      Types: deb\n\
-                      Enabled: no\n\
-                      URIs: http://off.example/debian\n\
-                      Suites: trixie\n";
-        let s = parse_deb822(deb822);
-        assert_eq!(s.len(), 2);
-        assert_eq!(
-            pick_mirror(&s, "bookworm").as_deref(),
-            Some("http://mirror.example/debian")
-        );
-        // Another suite from the same archive.
-        assert_eq!(
-            pick_mirror(&s, "trixie").as_deref(),
-            Some("http://mirror.example/debian")
-        );
-
-        let list = "# comment\n\
-                    deb-src http://src.example/debian bookworm main\n\
-                    deb [arch=amd64 signed-by=/k.gpg] http://a.example/ubuntu noble main\n\
-                    deb http://ftp.de.debian.org/debian/ bookworm main\n\
-                    deb http://ftp.fr.debian.org/debian trixie main # the next one\n";
-        let s = parse_one_line(list);
-        assert_eq!(s.len(), 3);
-        assert_eq!(
-            pick_mirror(&s, "trixie").as_deref(),
-            Some("http://ftp.fr.debian.org/debian")
-        );
-        assert_eq!(
-            pick_mirror(&s, "bookworm").as_deref(),
-            Some("http://ftp.de.debian.org/debian")
-        );
-        assert_eq!(
-            pick_mirror(&s, "sid").as_deref(),
-            Some("http://ftp.de.debian.org/debian")
-        );
-        // An Ubuntu host names no Debian archive.
-        assert_eq!(pick_mirror(&s[..1], "bookworm"), None);
-        assert_eq!(pick_mirror(&[], "bookworm"), None);
-    }
-
-    #[test]
-    fn subordinate_ids_by_name_or_number() {
-        let text = "alice:100000:65536\n1001:200000:65536\nbob:300000:0\n";
-        assert!(has_subordinate_ids(text, Some("alice"), 1000));
-        assert!(has_subordinate_ids(text, Some("carol"), 1001));
-        assert!(!has_subordinate_ids(text, Some("bob"), 1002));
-        assert!(!has_subordinate_ids(text, None, 1003));
-        assert!(!has_subordinate_ids("", Some("alice"), 1000));
     }
 
     #[test]

@@ -8,8 +8,13 @@
 //! - `.NAME.*.part`: a download in progress, kept when interrupted so the next fetch resumes;
 //! - `.NAME.lock`: held while one kfuzz works on `NAME`.
 
+pub mod apt_sources;
+pub mod bootstrap;
 pub mod build;
 pub mod fetch;
+pub mod resolve;
+
+pub use resolve::resolve;
 
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};

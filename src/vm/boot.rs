@@ -68,6 +68,14 @@ pub fn boot(req: &BootRequest, shell: &Shell) -> anyhow::Result<Vec<VmReport>> {
     results.into_iter().collect()
 }
 
+/// Shows each `[guest] setup` command a VM ran, with its output.
+pub fn tell_setup(vm: &Vm, shell: &Shell) {
+    for (cmd, out) in &vm.setup_log {
+        let out: String = out.lines().map(|l| format!("\n    {l}")).collect();
+        shell.status("Setup", format!("vm{}: {cmd}{out}", vm.index));
+    }
+}
+
 fn one(
     vm: &mut Vm,
     req: &BootRequest,
@@ -93,6 +101,8 @@ fn one(
             handshake.memory_kib / 1024
         ),
     );
+    vm.run_setup(&req.spec.setup)?;
+    tell_setup(vm, shell);
     let probe = match vm.coverage_probe()? {
         GuestMsg::CoverageProbe(r) => r,
         other => Err(format!("unexpected reply {other:?}")),

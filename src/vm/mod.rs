@@ -32,17 +32,37 @@ pub struct Vm {
     active: Option<usize>,
     started: Instant,
     timeout_scale: u32,
+    /// Each `[guest] setup` command run in this VM, with its output.
+    pub setup_log: Vec<(String, String)>,
 }
 
-/// The disk image named by `--image`: for now a path to a raw ext4 file.
-pub fn image_arg(arg: Option<&str>) -> anyhow::Result<Option<PathBuf>> {
-    let Some(a) = arg else { return Ok(None) };
-    let p = std::path::absolute(a).with_context(|| format!("bad image path {a:?}"))?;
-    if !p.is_file() {
-        bail!("disk image {} does not exist", p.display());
-    }
-    Ok(Some(p))
+/// Base (KVM) time one `[guest] setup` command may take; scaled under TCG.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A `[guest] setup` command failed: the run cannot go on as configured.
+#[derive(Debug)]
+pub struct SetupFailed {
+    pub command: String,
+    pub how: String,
+    pub output: String,
 }
+
+impl std::fmt::Display for SetupFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "[guest] setup command `{}` failed ({})",
+            self.command, self.how
+        )?;
+        let out = self.output.trim_end();
+        if !out.is_empty() {
+            write!(f, ":\n{out}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for SetupFailed {}
 
 /// Boots after one that reported a bug before the executor answered (see `Vm::start_ready`).
 pub const BOOT_REPORT_RETRIES: usize = 2;
@@ -83,6 +103,7 @@ impl Vm {
             active: None,
             started,
             timeout_scale: spec.accel.timeout_scale(),
+            setup_log: Vec::new(),
         })
     }
 
@@ -103,6 +124,7 @@ impl Vm {
             let (hs, took) = vm.wait_ready(timeout)?;
             boots += 1;
             let Some(title) = crate::report::crash_title(&vm.console.since(0).0, None) else {
+                vm.run_setup(&spec.setup)?;
                 return Ok((vm, hs, took));
             };
             if boots > BOOT_REPORT_RETRIES {
@@ -110,6 +132,7 @@ impl Vm {
                     "vm{index}: the kernel reported \"{title}\" while booting, {boots} boots in a \
                      row; going on, but this VM may miss KASAN and lockdep reports"
                 ));
+                vm.run_setup(&spec.setup)?;
                 return Ok((vm, hs, took));
             }
             warn(format!(
@@ -118,6 +141,45 @@ impl Vm {
             ));
             vm.shutdown();
         }
+    }
+
+    /// Runs `[guest] setup` in order; the first that fails is a `SetupFailed` error. Each
+    /// command's output is kept in `setup_log`.
+    pub fn run_setup(&mut self, setup: &[String]) -> anyhow::Result<()> {
+        for cmd in setup {
+            let argv = vec!["/bin/sh".to_string(), "-c".to_string(), cmd.clone()];
+            let msg = self.command(&argv, self.scaled(SETUP_TIMEOUT))?;
+            let GuestMsg::CommandDone {
+                status,
+                signal,
+                timed_out,
+                stdout,
+                stderr,
+            } = msg
+            else {
+                bail!(
+                    "vm{}: setup `{cmd}`: the guest answered {msg:?}",
+                    self.index
+                );
+            };
+            let mut output = String::from_utf8_lossy(&stdout).into_owned();
+            output.push_str(&String::from_utf8_lossy(&stderr));
+            if status != Some(0) {
+                let how = match (status, signal, timed_out) {
+                    (_, _, true) => "timed out".to_string(),
+                    (Some(c), _, _) => format!("exit status {c}"),
+                    (None, Some(s), _) => format!("killed by signal {s}"),
+                    (None, None, _) => "failed".to_string(),
+                };
+                return Err(anyhow::Error::new(SetupFailed {
+                    command: cmd.clone(),
+                    how,
+                    output,
+                }));
+            }
+            self.setup_log.push((cmd.clone(), output));
+        }
+        Ok(())
     }
 
     pub fn console_log(&self) -> PathBuf {

@@ -47,6 +47,8 @@ pub struct VmSpec {
     /// and makes it the root. Each VM writes to a copy-on-write layer of its own that QEMU
     /// drops on exit, so the image itself never changes.
     pub image: Option<PathBuf>,
+    /// Commands (`/bin/sh -c`) run in each guest once it is up (`[guest] setup`).
+    pub setup: Vec<String>,
 }
 
 impl VmSpec {
@@ -68,6 +70,7 @@ impl VmSpec {
             cmdline: vm.cmdline.clone(),
             qemu_args: vm.qemu_args.clone(),
             image: None,
+            setup: Vec::new(),
         }
     }
 }
@@ -205,6 +208,7 @@ mod tests {
             cmdline: "rdinit=/nope".into(),
             qemu_args: vec!["-s".into()],
             image: None,
+            setup: Vec::new(),
         }
     }
 
