@@ -34,7 +34,7 @@ pub fn save(crashes: &Path, report: &CrashReport, log: &str) -> anyhow::Result<(
     let new = !dir.join("description").exists();
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     if new {
-        crate::kernel::build::write_atomic(
+        crate::fsutil::write_atomic(
             &dir.join("description"),
             format!("{}\n", report.title).as_bytes(),
         )?;
@@ -46,16 +46,13 @@ pub fn save(crashes: &Path, report: &CrashReport, log: &str) -> anyhow::Result<(
     }
     stats.count += 1;
     stats.last_seen = t;
-    crate::kernel::build::write_atomic(
+    crate::fsutil::write_atomic(
         &dir.join("stats.json"),
         format!("{}\n", serde_json::to_string(&stats)?).as_bytes(),
     )?;
     if let Some(n) = (0..MAX_LOGS).find(|n| !dir.join(format!("log{n}")).exists()) {
-        crate::kernel::build::write_atomic(&dir.join(format!("log{n}")), log.as_bytes())?;
-        crate::kernel::build::write_atomic(
-            &dir.join(format!("report{n}")),
-            report.report.as_bytes(),
-        )?;
+        crate::fsutil::write_atomic(&dir.join(format!("log{n}")), log.as_bytes())?;
+        crate::fsutil::write_atomic(&dir.join(format!("report{n}")), report.report.as_bytes())?;
     }
     Ok((dir, new))
 }

@@ -619,10 +619,6 @@ fn sha256_file(path: &Path) -> anyhow::Result<String> {
     Ok(hex::encode(Sha256::digest(&bytes)))
 }
 
-/// Moved to [`crate::fsutil::write_atomic`]; kept here only while callers outside this change
-/// still name it.
-pub use crate::fsutil::write_atomic;
-
 /// True when any source file in the tree changed after `since` (seconds since the epoch).
 /// Skips `.git`, `.kfuzz` and the manifest (its kernel part is hashed with the config).
 fn sources_newer_than(root: &Path, since: u64) -> bool {
