@@ -123,7 +123,15 @@ fn the_debian_image_runs_its_own_ip_and_fuzzing_on_it_grows_a_corpus() {
     );
     let work = tree.join("work");
     let out = kfuzz()
-        .args(["run", "--image", "debian", "--syscalls", "shm*", "--vms", "1"])
+        .args([
+            "run",
+            "--image",
+            "debian",
+            "--syscalls",
+            "shm*",
+            "--vms",
+            "1",
+        ])
         .args(["--duration", "90s", "--no-reproduce", "--workdir"])
         .arg(&work)
         .env("KFUZZ_CACHE_DIR", common::cache_dir())
