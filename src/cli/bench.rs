@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use super::run::parse_duration;
 use super::syscalls::TargetArgs;
 use crate::fuzz::{FuzzOptions, Fuzzer};
-use crate::guest::Guest;
 use crate::shell::{Shell, Verbosity};
 use crate::vm::{Accel, Vm};
 
@@ -51,13 +50,7 @@ pub fn exec(mut args: Args, shell: &Shell) -> anyhow::Result<i32> {
     let l = args.target.load(shell)?;
     let kernel = crate::vm::boot::kernel_from_build(&l.tree.build_dir())?;
     let work = l.tree.work_dir();
-    let guest = Guest::prepare(
-        shell,
-        &l.manifest,
-        &l.tree.root,
-        &work,
-        args.guest.image.as_deref(),
-    )?;
+    let guest = args.guest.prepare(shell, &l.tree, &l.manifest)?;
     let accel = Accel::detect();
     let bench_dir = work.join("bench");
     let _ = std::fs::remove_dir_all(&bench_dir);

@@ -19,6 +19,25 @@ pub struct GuestArgs {
     pub image: Option<String>,
 }
 
+impl GuestArgs {
+    /// The guest of a command that works on a tree: its initramfs under the tree's
+    /// `.kfuzz/guest`, and the image from `--image` or kfuzz.toml.
+    pub fn prepare(
+        &self,
+        shell: &Shell,
+        tree: &KernelTree,
+        manifest: &Manifest,
+    ) -> anyhow::Result<crate::guest::Guest> {
+        crate::guest::Guest::prepare(
+            shell,
+            manifest,
+            &tree.root,
+            &tree.work_dir(),
+            self.image.as_deref(),
+        )
+    }
+}
+
 /// Boot the built kernel in QEMU with the kfuzz guest, print each handshake, optionally run CMD
 #[derive(Debug, clap::Args)]
 pub struct Args {

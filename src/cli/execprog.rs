@@ -13,7 +13,6 @@ use kfuzz_wire::{ExecOpts, ExecResult};
 
 use super::run::SandboxArg;
 use super::syscalls::TargetArgs;
-use crate::guest::Guest;
 use crate::report;
 use crate::shell::Shell;
 use crate::vm::{Accel, Vm};
@@ -74,13 +73,7 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
     }
     let kernel = crate::vm::boot::kernel_from_build(&l.tree.build_dir())?;
     let work = l.tree.work_dir();
-    let guest = Guest::prepare(
-        shell,
-        &l.manifest,
-        &l.tree.root,
-        &work,
-        args.guest.image.as_deref(),
-    )?;
+    let guest = args.guest.prepare(shell, &l.tree, &l.manifest)?;
     let accel = Accel::detect_and_tell(shell);
     let scale = accel.timeout_scale();
     let spec = guest.spec(&l.manifest.vm, kernel, work.join("execprog"), accel);

@@ -12,7 +12,6 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::syscalls::TargetArgs;
-use crate::guest::Guest;
 use crate::kernel::baseline;
 use crate::kernel::build::{self, BuildOptions, BuildOutcome};
 use crate::regress::{self, Verdict};
@@ -119,13 +118,7 @@ fn run(args: Args, shell: &Shell) -> anyhow::Result<i32> {
     let (items, skipped) = regress::collect(t, &corpus_dirs, &workdir.join("crashes"), shell);
     let repros = items.iter().filter(|i| i.repro_of.is_some()).count();
     let work = l.tree.work_dir();
-    let guest = Guest::prepare(
-        shell,
-        &l.manifest,
-        &l.tree.root,
-        &work,
-        args.guest.image.as_deref(),
-    )?;
+    let guest = args.guest.prepare(shell, &l.tree, &l.manifest)?;
     let accel = Accel::detect_and_tell(shell);
     let scale = accel.timeout_scale();
     // The baseline first: its checkout and build are the slow, failing-early part.

@@ -6,7 +6,6 @@ use anyhow::Context;
 
 use super::run::SandboxArg;
 use super::syscalls::TargetArgs;
-use crate::guest::Guest;
 use crate::repro;
 use crate::shell::Shell;
 use crate::vm::Accel;
@@ -107,13 +106,7 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
     let t = &l.loaded.target;
     let kernel = crate::vm::boot::kernel_from_build(&l.tree.build_dir())?;
     let work = l.tree.work_dir();
-    let guest = Guest::prepare(
-        shell,
-        &l.manifest,
-        &l.tree.root,
-        &work,
-        args.guest.image.as_deref(),
-    )?;
+    let guest = args.guest.prepare(shell, &l.tree, &l.manifest)?;
     let accel = Accel::detect_and_tell(shell);
     let spec = guest.spec(&l.manifest.vm, kernel, work.join("repro"), accel);
     shell.status("Reproducing", &title);

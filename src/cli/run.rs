@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use super::syscalls::TargetArgs;
 use crate::fuzz::{FuzzOptions, Fuzzer};
-use crate::guest::Guest;
 use crate::shell::Shell;
 use crate::vm::Accel;
 
@@ -113,13 +112,7 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
     }
     let kernel = crate::vm::boot::kernel_from_build(&l.tree.build_dir())?;
     let work = l.tree.work_dir();
-    let guest = Guest::prepare(
-        shell,
-        &l.manifest,
-        &l.tree.root,
-        &work,
-        args.guest.image.as_deref(),
-    )?;
+    let guest = args.guest.prepare(shell, &l.tree, &l.manifest)?;
     let accel = Accel::detect_and_tell(shell);
     let vm = &l.manifest.vm;
     let spec_kernel = kernel.clone();
