@@ -10,23 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{kfuzz, stderr_of, stdout_of};
+use common::{kfuzz, run_summary as summary, stderr_of, stdout_of};
 use rand::{Rng, SeedableRng};
-
-fn summary(out: &std::process::Output) -> serde_json::Value {
-    stdout_of(out)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|m| m["reason"] == "run-finished")
-        .map(|m| m["summary"].clone())
-        .unwrap_or_else(|| {
-            panic!(
-                "no run-finished message:\n{}\n{}",
-                stdout_of(out),
-                stderr_of(out)
-            )
-        })
-}
 
 /// A private test tree whose kfuzz.toml also loads the fault descriptions.
 fn fault_tree() -> (tempfile::TempDir, PathBuf) {

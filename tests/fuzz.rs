@@ -5,22 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{kfuzz, stderr_of, stdout_of};
-
-fn summary(out: &std::process::Output) -> serde_json::Value {
-    stdout_of(out)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|m| m["reason"] == "run-finished")
-        .map(|m| m["summary"].clone())
-        .unwrap_or_else(|| {
-            panic!(
-                "no run-finished message:\n{}\n{}",
-                stdout_of(out),
-                stderr_of(out)
-            )
-        })
-}
+use common::{kfuzz, run_summary as summary, stderr_of};
 
 fn corpus_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut v: Vec<_> = std::fs::read_dir(dir)

@@ -349,3 +349,19 @@ pub fn build_test_image() -> (PathBuf, serde_json::Value) {
     let path = PathBuf::from(msg["path"].as_str().expect("the image's path"));
     (path, msg)
 }
+
+/// The `run-finished` summary of a `kfuzz run --message-format json`.
+pub fn run_summary(out: &std::process::Output) -> serde_json::Value {
+    stdout_of(out)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|m| m["reason"] == "run-finished")
+        .map(|m| m["summary"].clone())
+        .unwrap_or_else(|| {
+            panic!(
+                "no run-finished message:\n{}\n{}",
+                stdout_of(out),
+                stderr_of(out)
+            )
+        })
+}
