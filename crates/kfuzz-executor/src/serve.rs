@@ -151,6 +151,7 @@ pub fn run() -> i32 {
             HostMsg::RawLoop { millis } => raw_loop(millis),
             HostMsg::WriteFile { path, data, mode } => write_file(&path, &data, mode),
             HostMsg::CheckSupport(checks) => GuestMsg::Support(crate::support::check(&checks)),
+            HostMsg::Mark { text } => mark(&text),
             HostMsg::Shutdown => {
                 println!("kfuzz-executor: shutting down");
                 // A reboot, not a power-off: QEMU runs with -no-reboot and exits on it, and it
@@ -203,6 +204,20 @@ fn spawn_proc(
         }
     });
     tx
+}
+
+/// See `HostMsg::Mark`: one line in the kernel log (it is on the console too).
+fn mark(text: &str) -> GuestMsg {
+    use std::io::Write;
+    let line = format!("{}\n", text.replace('\n', " "));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/kmsg")
+        .and_then(|mut k| k.write_all(line.as_bytes()))
+    {
+        Ok(()) => GuestMsg::Marked,
+        Err(e) => GuestMsg::Error(format!("cannot write /dev/kmsg: {e}")),
+    }
 }
 
 fn write_file(path: &str, data: &[u8], mode: u32) -> GuestMsg {

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 /// Bumped on every incompatible change; the handshake refuses a mismatch.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// Where programs' pointers point: areas of `DATA_SIZE` bytes the executor maps in every
 /// program's process. kfuzz's own programs use the first; syzkaller's use the second
@@ -119,6 +119,10 @@ pub enum HostMsg {
     /// Find out which of these the guest's kernel has, before fuzzing the calls that need
     /// them; answered with `GuestMsg::Support`, one answer per check, in the same order.
     CheckSupport(Vec<SupportCheck>),
+    /// Print `text` as a line of the kernel log (so on the console), e.g. the line that marks
+    /// a VM restored from a snapshot; answered with `Marked`. The host also uses it to see that
+    /// a restored guest answers.
+    Mark { text: String },
     /// End the guest (QEMU exits).
     Shutdown,
 }
@@ -268,6 +272,8 @@ pub enum GuestMsg {
     Support(Vec<Support>),
     /// A request failed before it could run (e.g. the program does not exist).
     Error(String),
+    /// `HostMsg::Mark` was written to the kernel log.
+    Marked,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
