@@ -152,6 +152,9 @@ pub struct VmConfig {
     pub qemu_args: Vec<String>,
     /// Appended to the kernel command line kfuzz builds.
     pub cmdline: String,
+    /// Start VMs from a snapshot of a ready VM (saved after the first boot, in
+    /// `.kfuzz/snapshots`) instead of booting each; false: every VM boots.
+    pub snapshots: bool,
 }
 
 /// What goes into the guest besides kfuzz's own executor.
@@ -186,6 +189,7 @@ impl Default for VmConfig {
             memory_mb: 1024,
             qemu_args: Vec::new(),
             cmdline: String::new(),
+            snapshots: true,
         }
     }
 }
@@ -645,6 +649,9 @@ memory_mb = {mem}
 qemu_args = []
 # Extra kernel command line arguments.
 cmdline = ""
+# Start VMs (new ones, and ones replacing a crashed VM) from a snapshot of a ready VM, saved
+# after the first boot in .kfuzz/snapshots: under a second instead of a boot. Initramfs guests.
+snapshots = true
 
 [guest]
 # Host files copied into the guest's initramfs (host paths relative to the tree root):

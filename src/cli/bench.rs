@@ -38,6 +38,9 @@ pub struct Args {
     /// Seconds of the raw loop
     #[arg(long, default_value_t = 20)]
     pub raw_secs: u64,
+    /// LKDTM crashes provoked in the recovery phase, each for restore and for reboot
+    #[arg(long, default_value_t = 3)]
+    pub crashes: usize,
 }
 
 /// Calls per raw-loop iteration: getpid pipe write read close close shmget shmat shmdt shmctl.
@@ -79,11 +82,19 @@ pub fn exec(mut args: Args, shell: &Shell) -> anyhow::Result<i32> {
         raw * RAW_CALLS
     ));
 
-    // 2. and 3. The fuzzer with and without feedback.
+    // 2. Crash → fuzzing again, restored from a snapshot vs rebooted.
+    if args.only.as_deref().is_none_or(|o| o == "recovery") && args.crashes > 0 {
+        let recovery = recovery(&spec, &l, args.crashes, shell)?;
+        shell.json(&serde_json::json!({"reason": "bench-recovery", "phases": recovery}));
+    }
+
+    // 3. and 4. The fuzzer with and without feedback.
     let quiet = Shell::new(Verbosity::Quiet, shell.format);
     let mut finals = Vec::new();
     for (name, no_feedback) in [("feedback", false), ("no-feedback", true)] {
-        if args.only.as_deref().is_some_and(|o| o != name) {
+        if args.only.as_deref().is_some_and(|o| o != name)
+            || args.only.as_deref() == Some("recovery")
+        {
             continue;
         }
         let fuzzer = Fuzzer::new(
@@ -170,4 +181,75 @@ pub fn exec(mut args: Args, shell: &Shell) -> anyhow::Result<i32> {
     }
     shell.json(&serde_json::json!({"reason": "bench", "raw_iterations_per_sec": raw, "phases": finals.iter().map(|(n, c, s, e)| serde_json::json!({"name": n, "calls_per_sec_per_vm": c, "signal": s, "execs_per_sec_per_vm": e})).collect::<Vec<_>>()}));
     Ok(0)
+}
+
+/// Times the way back to fuzzing after a crash: LKDTM crashes the VM (`BUG`), and a new VM,
+/// restored from a snapshot or booted, runs a generated program. Per way: the mean from the crash
+/// seen on the console to the program's result, and the mean time to a ready VM.
+fn recovery(
+    spec: &crate::vm::VmSpec,
+    l: &super::syscalls::Loaded,
+    crashes: usize,
+    shell: &Shell,
+) -> anyhow::Result<Vec<serde_json::Value>> {
+    use rand::SeedableRng;
+    let target = &l.loaded.target;
+    let ct = kfuzz_prog::gen::ChoiceTable::new(target, &l.selection.enabled);
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
+    let scale = spec.accel.timeout_scale();
+    let opts = kfuzz_wire::ExecOpts::new(5000 * scale as u64, 50 * scale as u64);
+    let mut out = Vec::new();
+    for (name, snapshots) in [("restore", true), ("reboot", false)] {
+        let mut s = spec.clone();
+        if !snapshots {
+            s.snapshot_dir = None;
+        } else if !crate::vm::snapshot::enabled(&s) {
+            shell.note(
+                "Skipping",
+                "restore timing: snapshots are off for this guest",
+            );
+            continue;
+        }
+        let (mut vm, hs, _) = Vm::start_ready(&s, 0, |w| shell.warn(w))?;
+        if !hs.features.lkdtm {
+            shell.note("Skipping", "the recovery phase: this kernel has no LKDTM");
+            return Ok(out);
+        }
+        let (mut back, mut ready) = (Vec::new(), Vec::new());
+        for i in 0..crashes {
+            vm.provoke_crash("BUG")?;
+            let title = vm.wait_crash(vm.scaled(Duration::from_secs(30)));
+            let crashed = Instant::now();
+            let Some(title) = title else {
+                anyhow::bail!("vm0: LKDTM BUG did not crash the guest");
+            };
+            drop(vm);
+            let (mut next, _, took) = Vm::start_ready(&s, 0, |w| shell.warn(w))?;
+            let prog = kfuzz_prog::gen::generate(target, &ct, &mut rng, 3);
+            let encoded = kfuzz_prog::exec::encode(target, &prog);
+            next.exec(i as u64 + 1, &encoded, &opts)?;
+            back.push(crashed.elapsed().as_secs_f64());
+            ready.push(took.as_secs_f64());
+            shell.verbose(
+                "Recovered",
+                format!(
+                    "{name} #{}: \"{title}\" → ready in {took:.1?}, program done {:.2}s after the crash",
+                    i + 1,
+                    crashed.elapsed().as_secs_f64()
+                ),
+            );
+            vm = next;
+        }
+        vm.shutdown();
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+        shell.println(format!(
+            "{:>12}: crash → fuzzing again {:.2}s, new VM ready {:.2}s (mean of {} LKDTM crashes)",
+            name,
+            mean(&back),
+            mean(&ready),
+            back.len()
+        ));
+        out.push(serde_json::json!({"name": name, "crash_to_fuzzing_secs": mean(&back), "vm_ready_secs": mean(&ready), "crashes": back.len()}));
+    }
+    Ok(out)
 }

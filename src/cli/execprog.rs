@@ -98,7 +98,16 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
     let (mut vm, hs, took) = Vm::start_ready(&spec, 0, |w| shell.warn(w))?;
     shell.status(
         "Ready",
-        format!("vm0: linux {} in {:.1}s", hs.release, took.as_secs_f64()),
+        format!(
+            "vm0: linux {} {} in {:.1}s",
+            hs.release,
+            if vm.restored {
+                "restored from a snapshot"
+            } else {
+                "booted"
+            },
+            took.as_secs_f64()
+        ),
     );
     let procs = vm.procs(args.procs.clamp(1, 32))?;
     // (program index, run) pairs; with --repeat 0 refilled as they are taken.

@@ -177,6 +177,12 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
     for (title, n) in &summary.crashes {
         shell.println(format!("crash: {title} ({n}x)"));
     }
+    if summary.vm_restarts > 0 {
+        shell.println(format!(
+            "VMs:     {} replaced after a crash or hang, back in {:.1}s on average; {} started from a snapshot",
+            summary.vm_restarts, summary.recovery_secs, summary.vm_restores
+        ));
+    }
     shell.println(format!("corpus:  {}", workdir.join("corpus").display()));
     shell.println(format!("crashes: {}", workdir.join("crashes").display()));
     shell.json(&serde_json::json!({"reason": "run-finished", "summary": summary}));

@@ -71,6 +71,11 @@ pub struct Stats {
     pub cover: AtomicU64,
     pub crashes: AtomicU64,
     pub vm_restarts: AtomicU64,
+    /// VMs started from a snapshot rather than booted (the first ones included).
+    pub vm_restores: AtomicU64,
+    /// Milliseconds from a VM's end (crash, hang, flood) to its replacement being ready, summed
+    /// over `vm_restarts`.
+    pub recovery_ms: AtomicU64,
     /// VMs given up on because they flooded their console.
     pub floods: AtomicU64,
     /// Programs run from comparison hints.
@@ -176,6 +181,10 @@ pub struct Summary {
     pub workdir: PathBuf,
     /// VMs booted again after a crash, a hang or a flood.
     pub vm_restarts: u64,
+    /// VMs started from a snapshot instead of booted.
+    pub vm_restores: u64,
+    /// Mean seconds from a VM's end to its replacement being ready.
+    pub recovery_secs: f64,
     /// VMs given up on because they flooded their console.
     pub floods: u64,
     /// Set when the run stopped because what it found could not be saved.
@@ -306,6 +315,10 @@ impl Fuzzer {
             crashes: st.unwrap_or_default(),
             workdir: self.opts.workdir.clone(),
             vm_restarts: self.stats.vm_restarts.load(Ordering::SeqCst),
+            vm_restores: self.stats.vm_restores.load(Ordering::SeqCst),
+            recovery_secs: self.stats.recovery_ms.load(Ordering::SeqCst) as f64
+                / 1000.0
+                / self.stats.vm_restarts.load(Ordering::SeqCst).max(1) as f64,
             floods: self.stats.floods.load(Ordering::SeqCst),
             error: self.fatal.lock().ok().and_then(|f| f.clone()),
         }
@@ -331,13 +344,26 @@ impl Fuzzer {
             None => rand::rngs::SmallRng::from_entropy(),
         };
         let mut failures = 0;
+        // When the last VM of this worker ended (None before the first).
+        let mut ended: Option<Instant> = None;
         while !self.stop.load(Ordering::SeqCst) {
             // The VM is started here and lives no longer than this thread (see Vm::start).
             let vm = match Vm::start_ready(&self.opts.spec, index, |w| self.shell.warn(w)) {
-                Ok((vm, _, _)) => {
+                Ok((vm, _, took)) => {
                     if !self.setup_told.swap(true, Ordering::SeqCst) {
                         crate::vm::boot::tell_setup(&vm, &self.shell);
                     }
+                    if vm.restored {
+                        self.stats.vm_restores.fetch_add(1, Ordering::SeqCst);
+                    }
+                    if let Some(t) = ended.take() {
+                        let ms = t.elapsed().as_millis() as u64;
+                        self.stats.recovery_ms.fetch_add(ms, Ordering::SeqCst);
+                    }
+                    self.shell.verbose(
+                        if vm.restored { "Restored" } else { "Booted" },
+                        format!("vm{index} in {:.1}s", took.as_secs_f64()),
+                    );
                     vm
                 }
                 Err(e) if e.downcast_ref::<crate::vm::SetupFailed>().is_some() => {
@@ -360,6 +386,7 @@ impl Fuzzer {
             };
             failures = 0;
             let vm = self.fuzz_vm(vm, &mut rng);
+            ended = Some(Instant::now());
             self.stats.vm_restarts.fetch_add(1, Ordering::SeqCst);
             if self.stop.load(Ordering::SeqCst) {
                 // Nothing in the guest is kept, and a guest that stopped answering would not

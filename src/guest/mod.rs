@@ -18,6 +18,8 @@ pub struct Guest {
     /// The disk image to switch into, when one was asked for.
     pub image: Option<PathBuf>,
     pub setup: Vec<String>,
+    /// Where VM snapshots are kept (`work/snapshots`, see `vm::snapshot`).
+    pub snapshots: PathBuf,
 }
 
 impl Guest {
@@ -46,6 +48,7 @@ impl Guest {
             initrd: initrd.path,
             image,
             setup: manifest.guest.setup.clone(),
+            snapshots: work.join("snapshots"),
         })
     }
 
@@ -54,6 +57,7 @@ impl Guest {
         let mut spec = VmSpec::new(vm, kernel, self.initrd.clone(), vm_dir, accel);
         spec.image = self.image.clone();
         spec.setup = self.setup.clone();
+        spec.snapshot_dir = vm.snapshots.then(|| self.snapshots.clone());
         spec
     }
 }

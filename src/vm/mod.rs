@@ -5,6 +5,7 @@ pub mod boot;
 pub mod console;
 pub mod qemu;
 pub mod reaper;
+pub mod snapshot;
 
 use std::io::Write;
 use std::os::unix::net::UnixStream;
@@ -34,7 +35,12 @@ pub struct Vm {
     timeout_scale: u32,
     /// Each `[guest] setup` command run in this VM, with its output.
     pub setup_log: Vec<(String, String)>,
+    /// Started from a snapshot (see `snapshot`) rather than booted.
+    pub restored: bool,
 }
+
+/// Base (KVM) time a restore from a snapshot may take, until the executor answers; scaled.
+const RESTORE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Base (KVM) time one `[guest] setup` command may take; scaled under TCG.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -71,14 +77,24 @@ impl Vm {
     /// Starts QEMU. Call this from a thread that outlives the VM: QEMU gets SIGKILL when the thread
     /// that spawned it exits (PR_SET_PDEATHSIG), so that even `kill -9 kfuzz` leaves no QEMU behind.
     pub fn start(spec: &VmSpec, index: usize) -> anyhow::Result<Vm> {
+        Vm::start_from(spec, index, None)
+    }
+
+    /// `start`, from the saved state `incoming` (see `snapshot`) when given.
+    fn start_from(spec: &VmSpec, index: usize, incoming: Option<&Path>) -> anyhow::Result<Vm> {
         let dir = spec.work_dir.join(format!("vm{index}"));
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
         for sock in qemu::channel_sockets(&dir) {
             let _ = std::fs::remove_file(sock);
         }
+        let _ = std::fs::remove_file(qemu::qmp_socket(&dir));
         let log = dir.join("console.log");
         let mut cmd = qemu::command(spec, &dir);
+        if let Some(state) = incoming {
+            cmd.arg("-incoming")
+                .arg(format!("exec:cat {}", snapshot::shell_quote(state)?));
+        }
         reaper::prepare(&mut cmd);
         let started = Instant::now();
         let mut child = cmd.spawn().with_context(|| {
@@ -104,6 +120,7 @@ impl Vm {
             started,
             timeout_scale: spec.accel.timeout_scale(),
             setup_log: Vec::new(),
+            restored: incoming.is_some(),
         })
     }
 
@@ -117,6 +134,20 @@ impl Vm {
         index: usize,
         mut warn: impl FnMut(String),
     ) -> anyhow::Result<(Vm, Handshake, Duration)> {
+        match snapshot::find(spec) {
+            Ok(Some(snap)) => match Vm::restore(spec, index, &snap) {
+                Ok((vm, took)) => return Ok((vm, snap.meta.handshake.clone(), took)),
+                Err(e) => {
+                    warn(format!(
+                        "vm{index}: cannot restore the snapshot {} ({e:#}); booting instead",
+                        snap.state.display()
+                    ));
+                    snapshot::discard(&snap);
+                }
+            },
+            Ok(None) => {}
+            Err(e) => warn(format!("vm{index}: snapshots are off: {e:#}")),
+        }
         let timeout = boot::BOOT_TIMEOUT * spec.accel.timeout_scale();
         let mut boots = 0;
         loop {
@@ -124,6 +155,9 @@ impl Vm {
             let (hs, took) = vm.wait_ready(timeout)?;
             boots += 1;
             let Some(title) = crate::report::crash_title(&vm.console.since(0).0, None) else {
+                if let Err(e) = vm.save_snapshot(spec, &hs, took) {
+                    warn(format!("vm{index}: no snapshot of the ready VM: {e:#}"));
+                }
                 vm.run_setup(&spec.setup)?;
                 return Ok((vm, hs, took));
             };
@@ -141,6 +175,111 @@ impl Vm {
             ));
             vm.shutdown();
         }
+    }
+
+    /// A VM started from `snap` instead of booted: ready once its executor answers a `Mark`,
+    /// which also puts a line on its console saying it was restored.
+    pub fn restore(
+        spec: &VmSpec,
+        index: usize,
+        snap: &snapshot::Snapshot,
+    ) -> anyhow::Result<(Vm, Duration)> {
+        let mut vm = Vm::start_from(spec, index, Some(&snap.state))?;
+        let deadline = vm.started + vm.scaled(RESTORE_TIMEOUT);
+        // The state was saved paused: once QEMU has loaded it, the VM is told to go on.
+        let mut qmp = snapshot::Qmp::connect(&qemu::qmp_socket(&vm.dir), deadline)?;
+        loop {
+            let st = qmp.execute("query-status", None)?;
+            match st.get("status").and_then(|s| s.as_str()) {
+                Some("inmigrate") if Instant::now() < deadline => {
+                    if let Some(status) = vm.child.try_wait().context("waiting for QEMU")? {
+                        return Err(vm.boot_failure(&format!(
+                            "QEMU exited ({status}) while loading the snapshot"
+                        )));
+                    }
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                Some("inmigrate") => return Err(vm.boot_failure("the snapshot did not load")),
+                Some("running") => break,
+                Some("paused") | Some("prelaunch") => {
+                    qmp.execute("cont", None)?;
+                    break;
+                }
+                other => bail!("vm{index}: QEMU is {other:?} after loading the snapshot"),
+            }
+        }
+        let streams = vm.connect(deadline)?;
+        let mut streams: Vec<Option<UnixStream>> = streams.into_iter().map(Some).collect();
+        let chan = streams
+            .get_mut(snap.meta.active)
+            .and_then(Option::take)
+            .with_context(|| format!("the snapshot names channel {}", snap.meta.active))?;
+        vm.active = Some(snap.meta.active);
+        vm.chan = Some(chan);
+        let text = format!(
+            "kfuzz: vm{index} restored from snapshot {} (made in a {:.1}s boot)",
+            snap.key, snap.meta.boot_secs
+        );
+        let Some(c) = vm.chan.as_mut() else {
+            bail!("vm{index}: not connected")
+        };
+        kfuzz_wire::write_msg(c, &HostMsg::Mark { text })
+            .with_context(|| format!("vm{index}: sending to the restored executor"))?;
+        match vm.recv(deadline)?.1 {
+            GuestMsg::Marked => {
+                let took = vm.started.elapsed();
+                Ok((vm, took))
+            }
+            other => bail!("vm{index}: the restored executor answered {other:?}"),
+        }
+    }
+
+    /// Saves this freshly booted VM as `spec`'s snapshot, unless one exists or another VM is
+    /// writing it. Before `[guest] setup` and any program: the state is the boot's alone.
+    fn save_snapshot(
+        &mut self,
+        spec: &VmSpec,
+        hs: &Handshake,
+        took: Duration,
+    ) -> anyhow::Result<()> {
+        if !snapshot::enabled(spec) {
+            return Ok(());
+        }
+        let Some(dir) = spec.snapshot_dir.as_deref() else {
+            return Ok(());
+        };
+        let key = snapshot::key(spec)?;
+        let Some(lock) = snapshot::try_lock_save(dir, &key) else {
+            return Ok(());
+        };
+        if snapshot::find(spec)?.is_some() {
+            return Ok(());
+        }
+        let Some(active) = self.active else {
+            bail!("the executor has not answered")
+        };
+        let qmp_path = qemu::qmp_socket(&self.dir);
+        let mut qmp = snapshot::Qmp::connect(
+            &qmp_path,
+            Instant::now() + self.scaled(Duration::from_secs(5)),
+        )?;
+        let meta = snapshot::Meta {
+            handshake: hs.clone(),
+            active,
+            boot_secs: took.as_secs_f64(),
+            created: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        };
+        snapshot::save(
+            &mut qmp,
+            dir,
+            &key,
+            &meta,
+            self.scaled(Duration::from_secs(30)),
+            &lock,
+        )?;
+        Ok(())
     }
 
     /// Runs `[guest] setup` in order; the first that fails is a `SetupFailed` error. Each
@@ -194,6 +333,26 @@ impl Vm {
     /// Connects to the channel sockets and waits for the executor's handshake on one of them.
     pub fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<(Handshake, Duration)> {
         let deadline = self.started + timeout;
+        let mut streams = self.connect(deadline)?;
+        match self.recv(deadline)? {
+            (i, GuestMsg::Handshake(h)) => {
+                if h.protocol != kfuzz_wire::PROTOCOL_VERSION {
+                    bail!(
+                        "the guest executor speaks protocol {} but this kfuzz speaks {}",
+                        h.protocol,
+                        kfuzz_wire::PROTOCOL_VERSION
+                    );
+                }
+                self.active = Some(i);
+                self.chan = Some(streams.swap_remove(i));
+                Ok((h, self.started.elapsed()))
+            }
+            (_, other) => bail!("expected a handshake from the executor, got {other:?}"),
+        }
+    }
+
+    /// Connects to every channel socket, each read by a thread feeding `rx`.
+    fn connect(&mut self, deadline: Instant) -> anyhow::Result<Vec<UnixStream>> {
         let (tx, rx) = std::sync::mpsc::channel();
         let mut streams = Vec::new();
         for (i, sock) in qemu::channel_sockets(&self.dir).iter().enumerate() {
@@ -226,21 +385,7 @@ impl Vm {
             streams.push(stream);
         }
         self.rx = Some(rx);
-        match self.recv(deadline)? {
-            (i, GuestMsg::Handshake(h)) => {
-                if h.protocol != kfuzz_wire::PROTOCOL_VERSION {
-                    bail!(
-                        "the guest executor speaks protocol {} but this kfuzz speaks {}",
-                        h.protocol,
-                        kfuzz_wire::PROTOCOL_VERSION
-                    );
-                }
-                self.active = Some(i);
-                self.chan = Some(streams.swap_remove(i));
-                Ok((h, self.started.elapsed()))
-            }
-            (_, other) => bail!("expected a handshake from the executor, got {other:?}"),
-        }
+        Ok(streams)
     }
 
     /// The next message from the active socket (before the handshake: from any socket; a socket
@@ -440,6 +585,38 @@ impl Vm {
             } => Ok((iterations as f64 * 1000.0 / millis.max(1) as f64, kcov)),
             other => bail!("vm{}: unexpected reply {other:?}", self.index),
         }
+    }
+
+    /// Asks LKDTM for a crash of `kind` (e.g. "BUG") and returns without waiting: the request
+    /// never gets an answer. See `wait_crash`.
+    pub fn provoke_crash(&mut self, kind: &str) -> anyhow::Result<()> {
+        let Some(chan) = self.chan.as_mut() else {
+            bail!("vm{}: not connected", self.index)
+        };
+        let msg = HostMsg::WriteFile {
+            path: "/sys/kernel/debug/provoke-crash/DIRECT".into(),
+            data: kind.as_bytes().to_vec(),
+            mode: 0o200,
+        };
+        kfuzz_wire::write_msg(chan, &msg)
+            .with_context(|| format!("vm{}: sending to the executor", self.index))
+    }
+
+    /// Waits until the console shows a crash report or QEMU exits: the title (or None if
+    /// QEMU exited without one, or `timeout` passed).
+    pub fn wait_crash(&mut self, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(t) = crate::report::crash_title(&self.console.since(0).0, None) {
+                return Some(t);
+            }
+            if self.exited() {
+                std::thread::sleep(Duration::from_millis(50));
+                return crate::report::crash_title(&self.console.since(0).0, None);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
     }
 
     pub fn console(&self) -> &console::Console {

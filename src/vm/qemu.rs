@@ -49,6 +49,8 @@ pub struct VmSpec {
     pub image: Option<PathBuf>,
     /// Commands (`/bin/sh -c`) run in each guest once it is up (`[guest] setup`).
     pub setup: Vec<String>,
+    /// Where snapshots of a ready VM are kept (see `snapshot`); None: every VM boots.
+    pub snapshot_dir: Option<PathBuf>,
 }
 
 impl VmSpec {
@@ -71,6 +73,7 @@ impl VmSpec {
             qemu_args: vm.qemu_args.clone(),
             image: None,
             setup: Vec::new(),
+            snapshot_dir: None,
         }
     }
 }
@@ -116,6 +119,11 @@ pub fn channel_sockets(dir: &Path) -> [PathBuf; 2] {
     [dir.join("kfuzz.sock"), dir.join("serial.sock")]
 }
 
+/// QEMU's monitor (QMP) socket of a VM in `dir`: snapshots are taken through it.
+pub fn qmp_socket(dir: &Path) -> PathBuf {
+    dir.join("qmp.sock")
+}
+
 pub fn command(spec: &VmSpec, dir: &Path) -> Command {
     let [socket, serial] = channel_sockets(dir);
     let mut cmd = Command::new(QEMU);
@@ -135,6 +143,11 @@ pub fn command(spec: &VmSpec, dir: &Path) -> Command {
     .args(["-smp", &spec.cpus.to_string()])
     .args(["-m", &spec.memory_mb.to_string()])
     .args(["-serial", "stdio", "-monitor", "none"])
+    .arg("-qmp")
+    .arg(format!(
+        "unix:{},server=on,wait=off",
+        qmp_socket(dir).display()
+    ))
     .args([
         "-chardev",
         &format!(
@@ -209,6 +222,7 @@ mod tests {
             qemu_args: vec!["-s".into()],
             image: None,
             setup: Vec::new(),
+            snapshot_dir: None,
         }
     }
 
