@@ -78,11 +78,9 @@ impl Shell {
         }
     }
 
-    /// `warning: ...` — always shown in human mode, even with -q.
+    /// `warning: ...` on stderr — always shown, even with -q, and with `--message-format
+    /// json` too (stdout carries the JSON, as with cargo).
     pub fn warn(&self, message: impl std::fmt::Display) {
-        if self.format == MessageFormat::Json {
-            return;
-        }
         let w = if self.color {
             console::style("warning").yellow().bold().to_string()
         } else {

@@ -158,6 +158,8 @@ fn lkdtm_crashes_are_found_titled_and_fuzzing_goes_on() {
         occurrences >= 2,
         "fuzzing went on after the first crash: {s}"
     );
+    // Crashed VMs were replaced by VMs restored from the snapshot of the first boot.
+    assert!(s["vm_restores"].as_u64().unwrap() >= 1, "{s}");
     // What LKDTM's direct entries report. A crash type that corrupts kernel state (a list, the
     // stack, a refcount) can make a later, unrelated-looking report too (CI once saw "WARNING in
     // __split_vma" after such an entry), so other titles are allowed as long as each one is well
