@@ -112,6 +112,15 @@ pub struct Reproducer<'a> {
     next_id: u64,
     /// Set when the reproducer must give up (`kfuzz run` stopping).
     cancel: Option<&'a std::sync::atomic::AtomicBool>,
+    /// Runs of programs on a VM so far (each ends in a crash or not).
+    attempts: u32,
+    /// VMs started: from the snapshot, and booted.
+    restored: u32,
+    booted: u32,
+    /// `repro.log` as it is written, a line per step (see `log_to`).
+    log: Option<std::fs::File>,
+    /// The live line on a terminal.
+    bar: Option<indicatif::ProgressBar>,
 }
 
 impl<'a> Reproducer<'a> {
@@ -126,7 +135,38 @@ impl<'a> Reproducer<'a> {
             started: Instant::now(),
             next_id: 0,
             cancel: None,
+            attempts: 0,
+            restored: 0,
+            booted: 0,
+            log: None,
+            bar: None,
         }
+    }
+
+    /// Each step goes to `path` as it happens (the file is replaced by the whole log at the
+    /// end), and to the terminal: a live line there, a status line per step when stderr is not
+    /// a terminal (unless the shell is quiet).
+    pub fn log_to(mut self, path: &Path) -> Self {
+        self.log = std::fs::File::create(path).ok();
+        if self.shell.is_term() {
+            let bar = indicatif::ProgressBar::new_spinner();
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "   Reproducing {spinner} {elapsed:>4} {wide_msg}",
+            ) {
+                bar.set_style(style);
+            }
+            bar.enable_steady_tick(Duration::from_millis(200));
+            self.bar = Some(bar);
+        }
+        self
+    }
+
+    /// Attempts so far, and the VMs they took.
+    fn counts(&self) -> String {
+        format!(
+            "attempt {}, VMs: {} restored, {} booted",
+            self.attempts, self.restored, self.booted
+        )
     }
 
     pub fn cancel_on(mut self, flag: &'a std::sync::atomic::AtomicBool) -> Self {
@@ -136,19 +176,46 @@ impl<'a> Reproducer<'a> {
 
     fn step(&mut self, msg: impl Into<String>) {
         let msg = msg.into();
-        self.shell.verbose("Repro", &msg);
-        self.steps.push(format!(
-            "[{:>6.1}s] {msg}",
-            self.started.elapsed().as_secs_f64()
-        ));
+        let line = format!(
+            "[{:>6.1}s] {msg} ({})",
+            self.started.elapsed().as_secs_f64(),
+            self.counts()
+        );
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!("{msg} ({})", self.counts()));
+        } else if self.log.is_some() && !self.shell.is_term() {
+            self.shell.status("Repro", &line);
+        } else {
+            self.shell.verbose("Repro", &msg);
+        }
+        if let Some(f) = self.log.as_mut() {
+            use std::io::Write;
+            let _ = writeln!(f, "{line}");
+            let _ = f.flush();
+        }
+        self.steps.push(line);
+    }
+
+    /// The live line, between steps: what runs now.
+    fn tick(&self, what: &str) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!("{what} ({})", self.counts()));
+        }
     }
 
     fn vm(&mut self) -> anyhow::Result<&mut Vm> {
         if self.vm.is_none() {
             let mut notes = Vec::new();
-            let (vm, _, _) = Vm::start_ready(&self.spec, 0, |w| notes.push(w))?;
+            self.tick("starting a VM");
+            let (vm, _, took) = Vm::start_ready(&self.spec, 0, |w| notes.push(w))?;
             for n in notes {
                 self.step(n);
+            }
+            if vm.restored {
+                self.restored += 1;
+            } else {
+                self.booted += 1;
+                self.step(format!("booted a VM in {:.1}s", took.as_secs_f64()));
             }
             self.vm = Some(vm);
         }
@@ -177,6 +244,13 @@ impl<'a> Reproducer<'a> {
             fresh: false,
         };
         let encoded: Vec<_> = progs.iter().map(|p| exec::encode(self.target, p)).collect();
+        self.attempts += 1;
+        let calls: usize = progs.iter().map(|p| p.calls.len()).sum();
+        self.tick(&format!(
+            "running {} program(s), {calls} calls, x{}",
+            progs.len(),
+            o.repeat.max(1)
+        ));
         let mut id = self.next_id;
         let wanted = self.title.clone();
         let vm = self.vm()?;
@@ -450,6 +524,14 @@ impl<'a> Reproducer<'a> {
             vm.shutdown();
         }
     }
+
+    /// The VM shut down and the live line gone.
+    pub fn finish(&mut self) {
+        self.shutdown();
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 /// The files a reproducer leaves in its crash directory.
@@ -539,7 +621,7 @@ pub fn reproduce_into(
              text)"
         );
     }
-    let mut r = Reproducer::new(target, spec, title, shell);
+    let mut r = Reproducer::new(target, spec, title, shell).log_to(&out_dir.join("repro.log"));
     if let Some(c) = cancel {
         r = r.cancel_on(c);
     }
@@ -552,7 +634,7 @@ pub fn reproduce_into(
         });
         Ok(Some((o, files)))
     });
-    r.shutdown();
+    r.finish();
     let mut steps = r.steps().join("\n");
     steps.push('\n');
     let found = result?;

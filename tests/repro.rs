@@ -138,6 +138,17 @@ fn a_culprit_behind_innocent_programs_is_found_by_bisection() {
     assert_eq!(r["reproduced"], true, "{r}\n{}", stderr_of(&out));
     let steps = std::fs::read_to_string(out_dir.join("repro.log")).unwrap();
     assert!(steps.contains("bisect:"), "{steps}");
+    // Each step says when it happened and how many attempts and VMs it had taken; after the
+    // first boot, the attempts ran on VMs restored from its snapshot.
+    let last = steps.lines().filter(|l| l.starts_with('[')).last().unwrap();
+    assert!(last.contains("attempt "), "{steps}");
+    let restored: u32 = last
+        .split("VMs: ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no VM count in {last:?}"));
+    assert!(restored >= 1, "{steps}");
     let syz = std::fs::read_to_string(out_dir.join("repro.syz")).unwrap();
     let calls: Vec<&str> = syz.lines().filter(|l| !l.starts_with('#')).collect();
     assert_eq!(calls.len(), 2, "{syz}");
