@@ -140,7 +140,7 @@ fn a_culprit_behind_innocent_programs_is_found_by_bisection() {
     assert!(steps.contains("bisect:"), "{steps}");
     // Each step says when it happened and how many attempts and VMs it had taken; after the
     // first boot, the attempts ran on VMs restored from its snapshot.
-    let last = steps.lines().filter(|l| l.starts_with('[')).last().unwrap();
+    let last = steps.lines().rev().find(|l| l.starts_with('[')).unwrap();
     assert!(last.contains("attempt "), "{steps}");
     let restored: u32 = last
         .split("VMs: ")
