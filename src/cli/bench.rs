@@ -1,6 +1,7 @@
 //! `kfuzz bench`: the fuzzer's speed and the value of feedback, on this kernel and machine.
 //! Prints figures; asserts nothing.
 
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,6 +42,13 @@ pub struct Args {
     /// LKDTM crashes provoked in the recovery phase, each for restore and for reboot
     #[arg(long, default_value_t = 3)]
     pub crashes: usize,
+    /// Another kfuzz binary (a build of an earlier commit): a coverage phase runs it and this
+    /// build side by side on the same calls, one VM each, and compares their coverage
+    #[arg(long, value_name = "BIN")]
+    pub coverage_against: Option<PathBuf>,
+    /// When the coverage phase reads the figures (its length is the last)
+    #[arg(long, value_parser = parse_duration, value_delimiter = ',', default_value = "10m,30m")]
+    pub coverage_at: Vec<Duration>,
 }
 
 /// Calls per raw-loop iteration: getpid pipe write read close close shmget shmat shmdt shmctl.
@@ -71,16 +79,25 @@ pub fn exec(mut args: Args, shell: &Shell) -> anyhow::Result<i32> {
         ),
     );
 
-    // 1. The raw loop.
-    let mut vm = Vm::start(&spec, 0)?;
-    vm.wait_ready(crate::vm::boot::BOOT_TIMEOUT * accel.timeout_scale())?;
-    let (raw, kcov) = vm.raw_loop(args.raw_secs * 1000)?;
-    vm.shutdown();
-    shell.println(format!(
-        "raw loop: {raw:.1} iterations/s ({RAW_CALLS} calls each, KCOV {}) = {:.0} calls/s",
-        if kcov { "on" } else { "off" },
-        raw * RAW_CALLS
-    ));
+    // 1. The raw loop (what the fuzzing phases are measured against).
+    let fuzzing = args
+        .only
+        .as_deref()
+        .is_none_or(|o| o == "feedback" || o == "no-feedback");
+    let raw = if fuzzing {
+        let mut vm = Vm::start(&spec, 0)?;
+        vm.wait_ready(crate::vm::boot::BOOT_TIMEOUT * accel.timeout_scale())?;
+        let (raw, kcov) = vm.raw_loop(args.raw_secs * 1000)?;
+        vm.shutdown();
+        shell.println(format!(
+            "raw loop: {raw:.1} iterations/s ({RAW_CALLS} calls each, KCOV {}) = {:.0} calls/s",
+            if kcov { "on" } else { "off" },
+            raw * RAW_CALLS
+        ));
+        raw
+    } else {
+        0.0
+    };
 
     // 2. Crash → fuzzing again, restored from a snapshot vs rebooted.
     if args.only.as_deref().is_none_or(|o| o == "recovery") && args.crashes > 0 {
@@ -88,7 +105,22 @@ pub fn exec(mut args: Args, shell: &Shell) -> anyhow::Result<i32> {
         shell.json(&serde_json::json!({"reason": "bench-recovery", "phases": recovery}));
     }
 
-    // 3. and 4. The fuzzer with and without feedback.
+    // 3. Coverage against another build, side by side.
+    if let Some(against) = &args.coverage_against {
+        if args.only.as_deref().is_none_or(|o| o == "coverage") {
+            let c = super::bench_coverage::compare(
+                &l.tree.root,
+                &bench_dir,
+                against,
+                &args.target.syscalls,
+                &args.coverage_at,
+                shell,
+            )?;
+            shell.json(&serde_json::json!({"reason": "bench-coverage", "coverage": c}));
+        }
+    }
+
+    // 4. and 5. The fuzzer with and without feedback.
     let quiet = Shell::new(Verbosity::Quiet, shell.format);
     let mut finals = Vec::new();
     for (name, no_feedback) in [("feedback", false), ("no-feedback", true)] {

@@ -1,6 +1,7 @@
 //! clap definitions. One file per subcommand: parse, call into an operation, print.
 
 pub mod bench;
+pub mod bench_coverage;
 pub mod boot;
 pub mod build;
 pub mod corpus;
