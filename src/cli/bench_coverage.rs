@@ -180,8 +180,7 @@ pub fn compare(
     let at_point = |c: &Contender, t: Duration| -> Option<(u64, u64)> {
         let s = c.samples.lock().ok()?;
         s.iter()
-            .filter(|(secs, _, _)| *secs <= t.as_secs_f64() + 15.0)
-            .next_back()
+            .rfind(|(secs, _, _)| *secs <= t.as_secs_f64() + 15.0)
             .map(|&(_, cover, execs)| (cover, execs))
     };
     let mut rows = Vec::new();
