@@ -732,6 +732,10 @@ impl Fuzzer {
         let settle =
             Instant::now() + vm.scaled(Duration::from_millis(if dying { 1500 } else { 700 }));
         while Instant::now() < settle && !vm.exited() {
+            // A WARNING or BUG report is whole once its end line is there.
+            if vm.console().since(*scan_from).0.contains("---[ end trace") {
+                break;
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
         std::thread::sleep(Duration::from_millis(100));
