@@ -136,7 +136,11 @@ impl Vm {
     ) -> anyhow::Result<(Vm, Handshake, Duration)> {
         match snapshot::find(spec) {
             Ok(Some(snap)) => match Vm::restore(spec, index, &snap) {
-                Ok((vm, took)) => return Ok((vm, snap.meta.handshake.clone(), took)),
+                Ok((mut vm, took)) => {
+                    // The snapshot was taken before `[guest] setup` ran: it runs on each VM.
+                    vm.run_setup(&spec.setup)?;
+                    return Ok((vm, snap.meta.handshake.clone(), took));
+                }
                 Err(e) => {
                     warn(format!(
                         "vm{index}: cannot restore the snapshot {} ({e:#}); booting instead",
