@@ -192,13 +192,31 @@ pub fn save(
     Ok(state)
 }
 
-/// Keeps the `KEEP` newest snapshots of `dir` (and always `key`'s).
+/// Keeps the `KEEP` newest snapshots of `dir` (and always `key`'s), and removes what saves
+/// that were killed midway left (`.KEY.PID.tmp` of a process that is gone).
 fn prune(dir: &Path, key: &str) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
+    let entries: Vec<std::fs::DirEntry> = entries.flatten().collect();
+    for e in &entries {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_suffix(".tmp")
+            .and_then(|n| n.rsplit('.').next())
+            .and_then(|p| p.parse::<libc::pid_t>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: kill with signal 0 only checks that the process exists.
+        let gone = unsafe { libc::kill(pid, 0) } != 0
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if name.starts_with('.') && gone {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
     let mut states: Vec<(std::time::SystemTime, PathBuf)> = entries
-        .flatten()
+        .iter()
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|e| e == "vmstate"))
         .filter(|p| p.file_stem().is_some_and(|s| s != key))
@@ -325,7 +343,12 @@ mod tests {
                 .set_modified(t)
                 .unwrap();
         }
+        std::fs::write(d.path().join(".a.999999999.tmp"), b"x").unwrap();
+        let mine = format!(".a.{}.tmp", std::process::id());
+        std::fs::write(d.path().join(&mine), b"x").unwrap();
         prune(d.path(), "a");
+        assert!(!d.path().join(".a.999999999.tmp").exists(), "a dead save's file goes");
+        assert!(d.path().join(&mine).exists(), "a live save's file stays");
         let mut left: Vec<String> = std::fs::read_dir(d.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
