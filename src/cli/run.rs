@@ -177,10 +177,10 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
     for (title, n) in &summary.crashes {
         shell.println(format!("crash: {title} ({n}x)"));
     }
-    if summary.vm_restarts > 0 {
+    if summary.vm_replaced > 0 {
         shell.println(format!(
             "VMs:     {} replaced after a crash or hang, back in {:.1}s on average; {} started from a snapshot",
-            summary.vm_restarts, summary.recovery_secs, summary.vm_restores
+            summary.vm_replaced, summary.recovery_secs, summary.vm_restores
         ));
     }
     shell.println(format!("corpus:  {}", workdir.join("corpus").display()));

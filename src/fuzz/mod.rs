@@ -73,8 +73,9 @@ pub struct Stats {
     pub vm_restarts: AtomicU64,
     /// VMs started from a snapshot rather than booted (the first ones included).
     pub vm_restores: AtomicU64,
-    /// Milliseconds from a VM's end (crash, hang, flood) to its replacement being ready, summed
-    /// over `vm_restarts`.
+    /// VMs that replaced one that ended (crash, hang, flood) while the run went on.
+    pub vm_replaced: AtomicU64,
+    /// Milliseconds from a VM's end to its replacement being ready, summed over `vm_replaced`.
     pub recovery_ms: AtomicU64,
     /// VMs given up on because they flooded their console.
     pub floods: AtomicU64,
@@ -183,6 +184,8 @@ pub struct Summary {
     pub vm_restarts: u64,
     /// VMs started from a snapshot instead of booted.
     pub vm_restores: u64,
+    /// VMs that replaced one that ended while the run went on.
+    pub vm_replaced: u64,
     /// Mean seconds from a VM's end to its replacement being ready.
     pub recovery_secs: f64,
     /// VMs given up on because they flooded their console.
@@ -316,9 +319,10 @@ impl Fuzzer {
             workdir: self.opts.workdir.clone(),
             vm_restarts: self.stats.vm_restarts.load(Ordering::SeqCst),
             vm_restores: self.stats.vm_restores.load(Ordering::SeqCst),
+            vm_replaced: self.stats.vm_replaced.load(Ordering::SeqCst),
             recovery_secs: self.stats.recovery_ms.load(Ordering::SeqCst) as f64
                 / 1000.0
-                / self.stats.vm_restarts.load(Ordering::SeqCst).max(1) as f64,
+                / self.stats.vm_replaced.load(Ordering::SeqCst).max(1) as f64,
             floods: self.stats.floods.load(Ordering::SeqCst),
             error: self.fatal.lock().ok().and_then(|f| f.clone()),
         }
@@ -359,6 +363,7 @@ impl Fuzzer {
                     if let Some(t) = ended.take() {
                         let ms = t.elapsed().as_millis() as u64;
                         self.stats.recovery_ms.fetch_add(ms, Ordering::SeqCst);
+                        self.stats.vm_replaced.fetch_add(1, Ordering::SeqCst);
                     }
                     self.shell.verbose(
                         if vm.restored { "Restored" } else { "Booted" },
