@@ -267,7 +267,9 @@ impl Vm {
             &qmp_path,
             Instant::now() + self.scaled(Duration::from_secs(5)),
         )?;
-        let meta = snapshot::Meta {
+        let mut meta = snapshot::Meta {
+            save_secs: 0.0,
+            bytes: 0,
             handshake: hs.clone(),
             active,
             boot_secs: took.as_secs_f64(),
@@ -279,7 +281,7 @@ impl Vm {
             &mut qmp,
             dir,
             &key,
-            &meta,
+            &mut meta,
             self.scaled(Duration::from_secs(30)),
             &lock,
         )?;

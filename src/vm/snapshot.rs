@@ -30,6 +30,12 @@ pub struct Meta {
     pub boot_secs: f64,
     /// Unix seconds when it was made.
     pub created: u64,
+    /// Seconds the VM was paused to write it.
+    #[serde(default)]
+    pub save_secs: f64,
+    /// Its size in bytes.
+    #[serde(default)]
+    pub bytes: u64,
 }
 
 /// A snapshot file and its meta data.
@@ -137,13 +143,14 @@ pub fn save(
     qmp: &mut Qmp,
     dir: &Path,
     key: &str,
-    meta: &Meta,
+    meta: &mut Meta,
     timeout: Duration,
     _lock: &SaveLock,
 ) -> anyhow::Result<PathBuf> {
     let (state, meta_path) = paths(dir, key);
     let tmp = dir.join(format!(".{key}.{}.tmp", std::process::id()));
     let quoted = shell_quote(&tmp)?;
+    let paused = Instant::now();
     qmp.execute("stop", None)?;
     let result = (|| -> anyhow::Result<()> {
         qmp.execute(
@@ -175,6 +182,8 @@ pub fn save(
             std::fs::File::open(&tmp).with_context(|| format!("cannot open {}", tmp.display()))?;
         f.sync_all()
             .with_context(|| format!("cannot sync {}", tmp.display()))?;
+        meta.bytes = f.metadata().map_or(0, |m| m.len());
+        meta.save_secs = paused.elapsed().as_secs_f64();
         std::fs::rename(&tmp, &state)
             .with_context(|| format!("cannot rename {} to {}", tmp.display(), state.display()))?;
         let json = serde_json::to_vec_pretty(meta).context("encoding the snapshot meta data")?;
@@ -347,7 +356,10 @@ mod tests {
         let mine = format!(".a.{}.tmp", std::process::id());
         std::fs::write(d.path().join(&mine), b"x").unwrap();
         prune(d.path(), "a");
-        assert!(!d.path().join(".a.999999999.tmp").exists(), "a dead save's file goes");
+        assert!(
+            !d.path().join(".a.999999999.tmp").exists(),
+            "a dead save's file goes"
+        );
         assert!(d.path().join(&mine).exists(), "a live save's file stays");
         let mut left: Vec<String> = std::fs::read_dir(d.path())
             .unwrap()
