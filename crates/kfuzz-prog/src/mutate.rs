@@ -494,3 +494,39 @@ fn fresh(target: &Target, ct: &ChoiceTable, rng: &mut impl Rng, t: &Type, level:
     strip(&mut a);
     a
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn strings_keep_their_terminator_and_fixed_ones_their_size() {
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(9);
+        let pool = ValuePool::default();
+        let values = vec![b"ext4".to_vec(), b"vfat".to_vec()];
+        let mut d = b"ext4\0".to_vec();
+        let mut other = 0;
+        for _ in 0..500 {
+            mutate_string(&mut rng, &mut d, &values, false, &pool);
+            assert_eq!(d.last(), Some(&0));
+            other += usize::from(!values.iter().any(|v| d[..d.len() - 1] == v[..]));
+        }
+        assert!(
+            other > 10 && other < 150,
+            "{other} of 500 not among the values"
+        );
+        let fixed = vec![vec![b'a'; 16], vec![b'b'; 16]];
+        let mut d = vec![b'a'; 16];
+        for _ in 0..500 {
+            mutate_string(&mut rng, &mut d, &fixed, true, &pool);
+            assert_eq!(d.len(), 16);
+        }
+        let mut d = b"x\0".to_vec();
+        for _ in 0..500 {
+            mutate_string(&mut rng, &mut d, &[], false, &pool);
+            assert_eq!(d.last(), Some(&0));
+            assert!(d.len() <= 257);
+        }
+    }
+}

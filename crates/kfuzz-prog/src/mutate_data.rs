@@ -24,9 +24,11 @@ pub struct ValuePool {
 pub const POOL_SIZE: usize = 4096;
 
 impl ValuePool {
-    /// Adds a value; small ones (which the interesting values cover) are not kept.
+    /// Adds a value; small ones (which the interesting values cover) and kernel addresses
+    /// (which no argument should take) are not kept.
     pub fn add(&mut self, v: u64) {
-        if !(0x100..=u64::MAX - 0x100).contains(&v) || self.seen.contains(&v) {
+        let kernel_address = (0xffff_8000_0000_0000..0xffff_ffff_ffff_0000).contains(&v);
+        if !(0x100..=u64::MAX - 0x100).contains(&v) || kernel_address || self.seen.contains(&v) {
             return;
         }
         if self.vals.len() < POOL_SIZE {
