@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use kfuzz_prog::gen::{self, ChoiceTable};
+use kfuzz_prog::mutate_data::ValuePool;
 use kfuzz_prog::prog::Prog;
 use kfuzz_prog::target::Target;
 use kfuzz_prog::{exec, mutate, text};
@@ -165,6 +166,8 @@ pub struct Fuzzer {
     setup_told: AtomicBool,
     /// Executions and signal per kind of work, which steer hints and minimization.
     pub mix: Mix,
+    /// Operands of the comparisons hints saw, for mutations to draw integers from.
+    operands: RwLock<ValuePool>,
 }
 
 const RECENT_PROGRAMS: usize = 4096;
@@ -249,6 +252,7 @@ impl Fuzzer {
             fatal: Mutex::new(None),
             setup_told: AtomicBool::new(false),
             mix: Mix::default(),
+            operands: RwLock::new(ValuePool::default()),
         }))
     }
 
@@ -577,7 +581,13 @@ impl Fuzzer {
             Some((s.corpus[chosen].prog.clone(), s.corpus[other].prog.clone()))
         });
         match pick {
-            Some((p, other)) => (mutate::mutate(t, &ct, rng, &p, &[other]), WorkKind::Mutate),
+            Some((p, other)) => {
+                let empty = ValuePool::default();
+                let pool = self.operands.read();
+                let pool = pool.as_deref().unwrap_or(&empty);
+                let m = mutate::mutate_with(t, &ct, rng, &p, &[other], pool);
+                (m, WorkKind::Mutate)
+            }
             None => {
                 let n = rng.gen_range(1..8);
                 (gen::generate(t, &ct, rng, n), WorkKind::Generate)

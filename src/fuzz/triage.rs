@@ -284,6 +284,12 @@ impl Fuzzer {
             for (a, b) in &c.comps {
                 comps.add(*a, *b);
             }
+            if let Ok(mut pool) = self.operands.write() {
+                for (a, b) in &c.comps {
+                    pool.add(*a);
+                    pool.add(*b);
+                }
+            }
             let room = HINT_CANDIDATES.saturating_sub(candidates.len());
             candidates.extend(hints::mutants(t, p, i, &comps, room));
         }
