@@ -3,7 +3,9 @@
 //! policy that steers the fuzzer's executions towards the kinds that pay. Pure counting and
 //! arithmetic: it never runs anything, and its decisions are functions of a snapshot.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// A kind of work the fuzzer spends executions on.
@@ -56,7 +58,16 @@ impl WorkKind {
 #[derive(Default)]
 pub struct Mix {
     kinds: [Counters; 6],
+    /// Snapshots taken every `WINDOW_STEP` executions, oldest first, the last
+    /// `WINDOW_STEPS` of them: what `recent` measures from.
+    marks: Mutex<VecDeque<MixSnapshot>>,
+    total: AtomicU64,
 }
+
+/// Executions between two marks of the recent window.
+const WINDOW_STEP: u64 = 250;
+/// Marks kept: the recent window spans about `WINDOW_STEP * WINDOW_STEPS` executions.
+const WINDOW_STEPS: usize = 8;
 
 #[derive(Default)]
 struct Counters {
@@ -75,6 +86,33 @@ impl Mix {
         c.execs.fetch_add(1, Ordering::Relaxed);
         c.micros
             .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+        if kind != WorkKind::Repro
+            && (self.total.fetch_add(1, Ordering::Relaxed) + 1) % WINDOW_STEP == 0
+        {
+            let now = self.snapshot();
+            if let Ok(mut m) = self.marks.lock() {
+                if m.len() >= WINDOW_STEPS {
+                    m.pop_front();
+                }
+                m.push_back(now);
+            }
+        }
+    }
+
+    /// The figures of the last few thousand executions (all of them early in a run): what
+    /// yields are judged on, so that a kind's early luck does not steer the whole run.
+    pub fn recent(&self) -> MixSnapshot {
+        let now = self.snapshot();
+        let first = self.marks.lock().ok().and_then(|m| {
+            // The window starts at the oldest mark once there are enough of them.
+            (m.len() >= WINDOW_STEPS)
+                .then(|| m.front().copied())
+                .flatten()
+        });
+        match first {
+            Some(old) => now.since(&old),
+            None => now,
+        }
     }
 
     /// `n` signals first seen by an execution of `kind`.
@@ -143,12 +181,46 @@ pub const TRICKLE_SHARE: f64 = 0.05;
 pub const IDLE_SHARE: f64 = 0.30;
 /// The share a kind earns whose yield is at least twice fuzzing's.
 pub const EARNED_SHARE: f64 = 0.60;
+/// Generation's chance before its yield and mutation's are judged, and its bounds after.
+pub const GENERATE_DEFAULT: f64 = 0.1;
+pub const GENERATE_MIN: f64 = 0.03;
+pub const GENERATE_MAX: f64 = 0.5;
+/// Executions of each of generation and mutation before their yields are compared.
+const GENERATE_WARMUP: u64 = 30;
 /// Minimization's share below which every call is tried.
 const MINIMIZE_FULL_SHARE: f64 = 0.15;
 
 impl MixSnapshot {
     pub fn get(&self, k: WorkKind) -> KindFigures {
         self.kinds[k.index()]
+    }
+
+    /// What happened between `old` and this snapshot.
+    pub fn since(&self, old: &MixSnapshot) -> MixSnapshot {
+        let mut d = *self;
+        for (n, o) in d.kinds.iter_mut().zip(&old.kinds) {
+            n.execs = n.execs.saturating_sub(o.execs);
+            n.new_signal = n.new_signal.saturating_sub(o.new_signal);
+            n.corpus_signal = n.corpus_signal.saturating_sub(o.corpus_signal);
+            n.micros = n.micros.saturating_sub(o.micros);
+        }
+        d
+    }
+
+    /// The chance that the next fuzzing program is generated rather than mutated (once there
+    /// is a corpus): in proportion to the two yields of new signal per execution, between
+    /// `GENERATE_MIN` and `GENERATE_MAX`; `GENERATE_DEFAULT` until both are judged.
+    pub fn generate_chance(&self) -> f64 {
+        let (g, m) = (self.get(WorkKind::Generate), self.get(WorkKind::Mutate));
+        if g.execs < GENERATE_WARMUP || m.execs < GENERATE_WARMUP {
+            return GENERATE_DEFAULT;
+        }
+        let gy = g.new_signal as f64 / g.execs as f64;
+        let my = m.new_signal as f64 / m.execs as f64;
+        if gy + my <= 0.0 {
+            return GENERATE_DEFAULT;
+        }
+        (gy / (gy + my)).clamp(GENERATE_MIN, GENERATE_MAX)
     }
 
     /// Executions through the fuzzer (reproduction runs on VMs of its own).
@@ -409,6 +481,48 @@ mod tests {
         assert!((s.share_cap(WorkKind::Hints) - IDLE_SHARE).abs() < 1e-9);
         let s = snap(&[(WorkKind::Mutate, 1000, 0), (WorkKind::Hints, 300, 7)]);
         assert!((s.share_cap(WorkKind::Hints) - EARNED_SHARE).abs() < 1e-9);
+    }
+
+    #[test]
+    fn generation_follows_its_yield_against_mutation_within_bounds() {
+        let early = snap(&[(WorkKind::Generate, 5, 100), (WorkKind::Mutate, 500, 10)]);
+        assert_eq!(early.generate_chance(), GENERATE_DEFAULT);
+        let even = snap(&[(WorkKind::Generate, 100, 50), (WorkKind::Mutate, 1000, 500)]);
+        assert!((even.generate_chance() - 0.5).abs() < 1e-9);
+        let gen_pays = snap(&[(WorkKind::Generate, 100, 500), (WorkKind::Mutate, 1000, 50)]);
+        assert_eq!(gen_pays.generate_chance(), GENERATE_MAX);
+        let mutation_pays = snap(&[(WorkKind::Generate, 100, 1), (WorkKind::Mutate, 1000, 500)]);
+        assert_eq!(mutation_pays.generate_chance(), GENERATE_MIN);
+        let nothing = snap(&[(WorkKind::Generate, 100, 0), (WorkKind::Mutate, 1000, 0)]);
+        assert_eq!(nothing.generate_chance(), GENERATE_DEFAULT);
+    }
+
+    #[test]
+    fn the_recent_window_forgets_early_luck() {
+        let m = Mix::default();
+        // A lucky start: generation finds a lot.
+        for _ in 0..100 {
+            m.executed(WorkKind::Generate, Duration::ZERO);
+        }
+        m.found(WorkKind::Generate, 1000);
+        // Then a long stretch where only mutation finds anything.
+        for i in 0..(WINDOW_STEP as usize * (WINDOW_STEPS + 2)) {
+            let k = if i % 10 == 0 {
+                WorkKind::Generate
+            } else {
+                WorkKind::Mutate
+            };
+            m.executed(k, Duration::ZERO);
+            if k == WorkKind::Mutate && i % 20 == 1 {
+                m.found(WorkKind::Mutate, 1);
+            }
+        }
+        let all = m.snapshot();
+        let recent = m.recent();
+        assert!(all.generate_chance() > 0.4, "{}", all.generate_chance());
+        assert_eq!(recent.generate_chance(), GENERATE_MIN);
+        assert!(recent.total_execs() <= WINDOW_STEP * (WINDOW_STEPS as u64 + 1));
+        assert_eq!(recent.get(WorkKind::Generate).new_signal, 0);
     }
 
     #[test]

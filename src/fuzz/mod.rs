@@ -564,7 +564,8 @@ impl Fuzzer {
         let t = &*self.opts.target;
         let ct = self.choice_table();
         let pick = self.state.lock().ok().and_then(|s| {
-            if s.corpus.is_empty() || self.opts.no_feedback || rng.gen_ratio(1, 10) {
+            let generate = self.mix.recent().generate_chance();
+            if s.corpus.is_empty() || self.opts.no_feedback || rng.gen_bool(generate) {
                 return None;
             }
             let total: usize = s.corpus.iter().map(|e| e.signal.max(1)).sum();
