@@ -286,18 +286,6 @@ impl MixSnapshot {
         }
     }
 
-    /// Hint programs to run for one corpus program now (its comparison run included); 0:
-    /// leave it queued until other work has run. A session of fewer than 4 runs is not
-    /// worth its comparison run, so the cap is kept in steps of at least that.
-    pub fn hints_budget(&self, max: usize) -> usize {
-        let room = self.room(WorkKind::Hints).min(max as u64 + 1) as usize;
-        if room < 4 {
-            0
-        } else {
-            room - 1
-        }
-    }
-
     /// How many calls minimization may try to remove from a program of `calls` removable
     /// calls: all while minimization's share is small; fewer as it grows, and at its cap a
     /// trickle of one.
@@ -426,7 +414,7 @@ mod tests {
         ]);
         assert!((s.share_cap(WorkKind::Hints) - TRICKLE_SHARE).abs() < 1e-9);
         assert_eq!(
-            s.hints_budget(32),
+            s.room(WorkKind::Hints),
             0,
             "hints are far over their cap: queued"
         );
@@ -436,10 +424,10 @@ mod tests {
             (WorkKind::Hints, 1400, 0),
             (WorkKind::Triage, 100, 0),
         ]);
-        assert!(s.hints_budget(32) > 0);
+        assert!(s.room(WorkKind::Hints) > 0);
         let after = snap(&[
             (WorkKind::Mutate, 30_000, 50),
-            (WorkKind::Hints, 1400 + s.hints_budget(32) as u64 + 1, 0),
+            (WorkKind::Hints, 1400 + s.room(WorkKind::Hints), 0),
             (WorkKind::Triage, 100, 0),
         ]);
         assert!(after.share(WorkKind::Hints) <= TRICKLE_SHARE + 1e-9);
@@ -469,7 +457,6 @@ mod tests {
         let s = snap(&[(WorkKind::Generate, 100, 3)]);
         // (0 + x) / (100 + x) <= 0.3: x <= 42.
         assert_eq!(s.room(WorkKind::Hints), 42);
-        assert_eq!(s.hints_budget(32), 32);
         // Hints never exceed the idle share while unjudged.
         let after = snap(&[(WorkKind::Generate, 100, 3), (WorkKind::Hints, 33, 0)]);
         assert!(after.share(WorkKind::Hints) <= IDLE_SHARE);

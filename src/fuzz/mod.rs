@@ -20,13 +20,12 @@ use kfuzz_prog::prog::Prog;
 use kfuzz_prog::target::Target;
 use kfuzz_prog::{exec, mutate, text};
 use kfuzz_wire::{ExecOpts, ExecResult, Sandbox};
-
-use mix::{Mix, WorkKind};
 use rand::{Rng, SeedableRng};
 
 use crate::report::{self, CrashKind, CrashReport};
 use crate::shell::Shell;
 use crate::vm::{Proc, Vm, VmSpec};
+use mix::{Mix, WorkKind};
 
 /// Base (KVM) program timeout; scaled under TCG.
 const PROG_TIMEOUT: Duration = Duration::from_secs(5);
@@ -101,12 +100,11 @@ struct State {
     crash_titles: HashMap<String, usize>,
     /// Per VM: signal found elsewhere that its executor has not been told about yet.
     pending: Vec<Vec<u32>>,
-    /// Programs with new signal waiting for triage (found by hints), with the kind of work
-    /// that found them.
-    triage_queue: VecDeque<(Prog, HashSet<u32>, WorkKind)>,
-    /// New corpus programs whose comparison hints have not been tried yet, newest last (see
-    /// `mix::MixSnapshot::hints_budget`).
+    /// New corpus programs whose comparisons have not been collected yet, newest last.
     hints_queue: VecDeque<Prog>,
+    /// Programs made from comparison hints, waiting for the mix to allow hints work (see
+    /// `mix::MixSnapshot::room`).
+    hint_progs: VecDeque<Prog>,
 }
 
 impl State {
@@ -174,12 +172,11 @@ const RECENT_PROGRAMS: usize = 4096;
 
 /// One step of a proc's loop.
 enum Work {
-    /// Re-run and minimize a program with new signal (None: a candidate from disk), found by
-    /// work of the given kind.
-    Triage(Prog, Option<HashSet<u32>>, WorkKind),
-    /// Try a corpus program's comparison hints, at most this many programs.
-    Hints(Prog, usize),
-    /// Run a generated or mutated program.
+    /// Re-run a corpus program from disk (an earlier run's) to take in its stable signal.
+    Candidate(Prog),
+    /// Collect a corpus program's comparisons and make programs from them.
+    Comparisons(Prog),
+    /// Run a generated, mutated or hint program.
     Fuzz(Prog, WorkKind),
 }
 
@@ -436,15 +433,19 @@ impl Fuzzer {
         }
     }
 
-    /// One proc's loop: candidates first, then programs found by hints, then hints while
-    /// their share of the executions allows (see `mix`), then generated and mutated programs.
+    /// One proc's loop: candidates first, then hints while their share of the executions
+    /// allows (see `mix`), then generated and mutated programs. New signal is triaged at once.
     fn fuzz_proc(&self, ctx: &Ctx, rng: &mut impl Rng) {
         while !self.stop.load(Ordering::SeqCst) && !ctx.slot.dead.load(Ordering::SeqCst) {
             let result = match self.next_work(rng) {
-                Work::Triage(prog, new, origin) => self.triage(ctx, &prog, new, origin),
-                Work::Hints(prog, budget) => self.hints(ctx, &prog, budget, rng),
+                Work::Candidate(prog) => self.triage(ctx, &prog, None, WorkKind::Triage),
+                Work::Comparisons(prog) => self.comparisons(ctx, &prog, rng),
                 Work::Fuzz(prog, kind) => {
-                    let collide = self.opts.collide && rng.gen_ratio(1, 4);
+                    let hint = kind == WorkKind::Hints;
+                    if hint {
+                        self.stats.hints.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let collide = self.opts.collide && !hint && rng.gen_ratio(1, 4);
                     match self.run_as(ctx, kind, &prog, &self.exec_opts(false, collide)) {
                         Some(r) => {
                             let new = self.new_signal(ctx.proc.vm, &r);
@@ -469,19 +470,18 @@ impl Fuzzer {
     fn next_work(&self, rng: &mut impl Rng) -> Work {
         let queued = self.state.lock().ok().and_then(|mut s| {
             if let Some(p) = s.candidates.pop_front() {
-                return Some(Work::Triage(p, None, WorkKind::Triage));
+                return Some(Work::Candidate(p));
             }
-            if let Some((p, new, origin)) = s.triage_queue.pop_front() {
-                return Some(Work::Triage(p, Some(new), origin));
-            }
-            if s.hints_queue.is_empty() {
+            if s.hint_progs.is_empty() && s.hints_queue.is_empty() {
                 return None;
             }
-            let budget = self.mix.snapshot().hints_budget(triage::MAX_HINTS);
-            if budget == 0 {
+            if self.mix.snapshot().room(WorkKind::Hints) == 0 {
                 return None;
             }
-            s.hints_queue.pop_back().map(|p| Work::Hints(p, budget))
+            if let Some(p) = s.hint_progs.pop_front() {
+                return Some(Work::Fuzz(p, WorkKind::Hints));
+            }
+            s.hints_queue.pop_back().map(Work::Comparisons)
         });
         match queued {
             Some(w) => w,

@@ -17,8 +17,9 @@ use super::{corpus, CorpusEntry, Ctx, Fuzzer};
 /// How many times a program with new signal is re-run during triage (fewer when none of
 /// its new signal is left after a run).
 const TRIAGE_RUNS: usize = 3;
-/// Programs made from one corpus program's comparison hints, at most.
-pub(super) const MAX_HINTS: usize = 32;
+/// Programs run from one corpus program's comparison hints, at most (how many of them run
+/// at all is the mix's to say).
+const HINT_PROGRAMS: usize = 64;
 /// Hint programs made for one corpus program, among which those run are drawn.
 const HINT_CANDIDATES: usize = 256;
 /// Corpus programs waiting for their hints; the oldest give way.
@@ -264,16 +265,11 @@ impl Fuzzer {
         Ok(p)
     }
 
-    /// Runs `p` once collecting the kernel's comparisons, then up to `budget` of the programs
-    /// where an argument takes a value it was compared with (drawn among all the calls'); those
-    /// with new signal are queued for triage. Err: the VM is gone.
-    pub(super) fn hints(
-        &self,
-        ctx: &Ctx,
-        p: &Prog,
-        budget: usize,
-        rng: &mut impl Rng,
-    ) -> Result<(), ()> {
+    /// Runs corpus program `p` once collecting the kernel's comparisons, and queues the
+    /// programs where an argument takes a value it was compared with (drawn among all its
+    /// calls', at most `HINT_PROGRAMS`), each to be run as hints work when the mix allows.
+    /// The operands also join the pool mutations draw from. Err: the VM is gone.
+    pub(super) fn comparisons(&self, ctx: &Ctx, p: &Prog, rng: &mut impl Rng) -> Result<(), ()> {
         let t = &*self.opts.target;
         let mut opts = self.exec_opts(false, false);
         opts.comparisons = true;
@@ -294,19 +290,9 @@ impl Fuzzer {
             candidates.extend(hints::mutants(t, p, i, &comps, room));
         }
         candidates.shuffle(rng);
-        candidates.truncate(budget.min(MAX_HINTS));
-        for q in candidates {
-            self.stats.hints.fetch_add(1, Ordering::Relaxed);
-            let r = self
-                .run_as(ctx, WorkKind::Hints, &q, &self.exec_opts(false, false))
-                .ok_or(())?;
-            let new = self.new_signal(ctx.proc.vm, &r);
-            self.mix.found(WorkKind::Hints, new.len());
-            if !new.is_empty() {
-                if let Ok(mut s) = self.state.lock() {
-                    s.triage_queue.push_back((q, new, WorkKind::Hints));
-                }
-            }
+        candidates.truncate(HINT_PROGRAMS);
+        if let Ok(mut s) = self.state.lock() {
+            s.hint_progs.extend(candidates);
         }
         Ok(())
     }
