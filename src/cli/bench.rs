@@ -123,6 +123,7 @@ pub fn exec(mut args: Args, shell: &Shell) -> anyhow::Result<i32> {
     // 4. and 5. The fuzzer with and without feedback.
     let quiet = Shell::new(Verbosity::Quiet, shell.format);
     let mut finals = Vec::new();
+    let mut mixes = Vec::new();
     for (name, no_feedback) in [("feedback", false), ("no-feedback", true)] {
         if args.only.as_deref().is_some_and(|o| o != name)
             || args.only.as_deref() == Some("recovery")
@@ -197,6 +198,11 @@ pub fn exec(mut args: Args, shell: &Shell) -> anyhow::Result<i32> {
             "{name:>12}: per execution {request:.1} ms as the host waits = guest setup {setup:.1} + calls {calls:.1} + teardown {teardown:.1} + channel and host {:.1}",
             (request - setup - calls - teardown).max(0.0)
         ));
+        shell.println(format!("{name:>12}: work mix"));
+        for line in crate::fuzz::mix::format_report(&summary.mix) {
+            shell.println(format!("{:>12}  {line}", ""));
+        }
+        mixes.push((name, summary.mix.clone()));
         finals.push((
             name,
             calls_per_sec / args.vms as f64,
@@ -211,7 +217,16 @@ pub fn exec(mut args: Args, shell: &Shell) -> anyhow::Result<i32> {
             args.duration.as_secs()
         ));
     }
-    shell.json(&serde_json::json!({"reason": "bench", "raw_iterations_per_sec": raw, "phases": finals.iter().map(|(n, c, s, e)| serde_json::json!({"name": n, "calls_per_sec_per_vm": c, "signal": s, "execs_per_sec_per_vm": e})).collect::<Vec<_>>()}));
+    let phases: Vec<_> = finals
+        .iter()
+        .zip(&mixes)
+        .map(|((n, c, s, e), (_, mix))| {
+            serde_json::json!({"name": n, "calls_per_sec_per_vm": c, "signal": s, "execs_per_sec_per_vm": e, "mix": mix})
+        })
+        .collect();
+    shell.json(
+        &serde_json::json!({"reason": "bench", "raw_iterations_per_sec": raw, "phases": phases}),
+    );
     Ok(0)
 }
 

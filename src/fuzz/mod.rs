@@ -4,7 +4,9 @@
 
 pub mod corpus;
 pub mod crashes;
+pub mod mix;
 pub mod probe;
+mod triage;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
@@ -13,24 +15,22 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use kfuzz_prog::gen::{self, ChoiceTable};
+use kfuzz_prog::mutate_data::ValuePool;
 use kfuzz_prog::prog::Prog;
 use kfuzz_prog::target::Target;
-use kfuzz_prog::{exec, hints, minimize, mutate, text};
+use kfuzz_prog::{exec, mutate, text};
 use kfuzz_wire::{ExecOpts, ExecResult, Sandbox};
 use rand::{Rng, SeedableRng};
 
 use crate::report::{self, CrashKind, CrashReport};
 use crate::shell::Shell;
 use crate::vm::{Proc, Vm, VmSpec};
+use mix::{Mix, WorkKind};
 
 /// Base (KVM) program timeout; scaled under TCG.
 const PROG_TIMEOUT: Duration = Duration::from_secs(5);
 /// Base (KVM) time after which a blocking call is interrupted; scaled under TCG.
 const CALL_TIMEOUT: Duration = Duration::from_millis(50);
-/// How many times a program with new signal is re-run during triage.
-const TRIAGE_RUNS: usize = 3;
-/// Programs made from one corpus program's comparison hints, at most.
-const MAX_HINTS: usize = 32;
 
 pub struct FuzzOptions {
     pub target: Arc<Target>,
@@ -106,8 +106,11 @@ struct State {
     crash_titles: HashMap<String, usize>,
     /// Per VM: signal found elsewhere that its executor has not been told about yet.
     pending: Vec<Vec<u32>>,
-    /// Programs with new signal waiting for triage (found by hints).
-    triage_queue: VecDeque<(Prog, HashSet<u32>)>,
+    /// New corpus programs whose comparisons have not been collected yet, newest last.
+    hints_queue: VecDeque<Prog>,
+    /// Programs made from comparison hints, waiting for the mix to allow hints work (see
+    /// `mix::MixSnapshot::room`).
+    hint_progs: VecDeque<Prog>,
 }
 
 impl State {
@@ -165,9 +168,23 @@ pub struct Fuzzer {
     fatal: Mutex<Option<String>>,
     /// `[guest] setup`'s output was shown (once, for the first VM up).
     setup_told: AtomicBool,
+    /// Executions and signal per kind of work, which steer hints and minimization.
+    pub mix: Mix,
+    /// Operands of the comparisons hints saw, for mutations to draw integers from.
+    operands: RwLock<ValuePool>,
 }
 
 const RECENT_PROGRAMS: usize = 4096;
+
+/// One step of a proc's loop.
+enum Work {
+    /// Re-run a corpus program from disk (an earlier run's) to take in its stable signal.
+    Candidate(Prog),
+    /// Collect a corpus program's comparisons and make programs from them.
+    Comparisons(Prog),
+    /// Run a generated, mutated or hint program.
+    Fuzz(Prog, WorkKind),
+}
 
 #[derive(Debug, serde::Serialize)]
 pub struct Summary {
@@ -192,6 +209,8 @@ pub struct Summary {
     pub floods: u64,
     /// Set when the run stopped because what it found could not be saved.
     pub error: Option<String>,
+    /// Executions and signal per kind of work.
+    pub mix: Vec<mix::KindReport>,
 }
 
 impl Fuzzer {
@@ -241,6 +260,8 @@ impl Fuzzer {
             repro_queue: Mutex::new(VecDeque::new()),
             fatal: Mutex::new(None),
             setup_told: AtomicBool::new(false),
+            mix: Mix::default(),
+            operands: RwLock::new(ValuePool::default()),
         }))
     }
 
@@ -325,6 +346,7 @@ impl Fuzzer {
                 / self.stats.vm_replaced.load(Ordering::SeqCst).max(1) as f64,
             floods: self.stats.floods.load(Ordering::SeqCst),
             error: self.fatal.lock().ok().and_then(|f| f.clone()),
+            mix: self.mix.snapshot().report(),
         }
     }
 
@@ -443,36 +465,77 @@ impl Fuzzer {
         }
     }
 
-    /// One proc's loop: candidates first, then generated and mutated programs.
+    /// One proc's loop: candidates first, then hints while their share of the executions
+    /// allows (see `mix`), then generated and mutated programs. New signal is triaged at once.
     fn fuzz_proc(&self, ctx: &Ctx, rng: &mut impl Rng) {
         while !self.stop.load(Ordering::SeqCst) && !ctx.slot.dead.load(Ordering::SeqCst) {
-            let queued = self.state.lock().ok().and_then(|mut s| {
-                if let Some(p) = s.candidates.pop_front() {
-                    return Some((p, None));
-                }
-                s.triage_queue.pop_front().map(|(p, new)| (p, Some(new)))
-            });
-            let result = if let Some((prog, new)) = queued {
-                self.triage(ctx, &prog, new)
-            } else {
-                let prog = self.next_prog(rng);
-                let collide = self.opts.collide && rng.gen_ratio(1, 4);
-                match self.exec(ctx, &prog, &self.exec_opts(false, collide)) {
-                    Some(r) => {
-                        let new = self.new_signal(ctx.proc.vm, &r);
-                        if new.is_empty() || self.opts.no_feedback {
-                            Ok(())
-                        } else {
-                            self.triage(ctx, &prog, Some(new))
-                        }
+            let result = match self.next_work(rng) {
+                Work::Candidate(prog) => self.triage(ctx, &prog, None, WorkKind::Triage),
+                Work::Comparisons(prog) => self.comparisons(ctx, &prog, rng),
+                Work::Fuzz(prog, kind) => {
+                    let hint = kind == WorkKind::Hints;
+                    if hint {
+                        self.stats.hints.fetch_add(1, Ordering::Relaxed);
                     }
-                    None => Err(()),
+                    let collide = self.opts.collide && !hint && rng.gen_ratio(1, 4);
+                    match self.run_as(ctx, kind, &prog, &self.exec_opts(false, collide)) {
+                        Some(r) => {
+                            let new = self.new_signal(ctx.proc.vm, &r);
+                            self.mix.found(kind, new.len());
+                            if new.is_empty() || self.opts.no_feedback {
+                                Ok(())
+                            } else {
+                                self.triage(ctx, &prog, Some(new), kind)
+                            }
+                        }
+                        None => Err(()),
+                    }
                 }
             };
             if result.is_err() {
                 return;
             }
         }
+    }
+
+    /// What a proc does next.
+    fn next_work(&self, rng: &mut impl Rng) -> Work {
+        let queued = self.state.lock().ok().and_then(|mut s| {
+            if let Some(p) = s.candidates.pop_front() {
+                return Some(Work::Candidate(p));
+            }
+            if s.hint_progs.is_empty() && s.hints_queue.is_empty() {
+                return None;
+            }
+            if self.mix.snapshot().room(WorkKind::Hints) == 0 {
+                return None;
+            }
+            if let Some(p) = s.hint_progs.pop_front() {
+                return Some(Work::Fuzz(p, WorkKind::Hints));
+            }
+            s.hints_queue.pop_back().map(Work::Comparisons)
+        });
+        match queued {
+            Some(w) => w,
+            None => {
+                let (p, kind) = self.next_prog(rng);
+                Work::Fuzz(p, kind)
+            }
+        }
+    }
+
+    /// Runs a program as work of `kind` (see `exec`), counted in the mix.
+    fn run_as(
+        &self,
+        ctx: &Ctx,
+        kind: WorkKind,
+        prog: &Prog,
+        opts: &ExecOpts,
+    ) -> Option<ExecResult> {
+        let started = Instant::now();
+        let r = self.exec(ctx, prog, opts);
+        self.mix.executed(kind, started.elapsed());
+        r
     }
 
     /// Stops the run: something found could not be kept. The first reason is the one told.
@@ -529,11 +592,12 @@ impl Fuzzer {
         }
     }
 
-    fn next_prog(&self, rng: &mut impl Rng) -> Prog {
+    fn next_prog(&self, rng: &mut impl Rng) -> (Prog, WorkKind) {
         let t = &*self.opts.target;
         let ct = self.choice_table();
         let pick = self.state.lock().ok().and_then(|s| {
-            if s.corpus.is_empty() || self.opts.no_feedback || rng.gen_ratio(1, 10) {
+            let generate = self.mix.recent().generate_chance();
+            if s.corpus.is_empty() || self.opts.no_feedback || rng.gen_bool(generate) {
                 return None;
             }
             let total: usize = s.corpus.iter().map(|e| e.signal.max(1)).sum();
@@ -550,10 +614,16 @@ impl Fuzzer {
             Some((s.corpus[chosen].prog.clone(), s.corpus[other].prog.clone()))
         });
         match pick {
-            Some((p, other)) => mutate::mutate(t, &ct, rng, &p, &[other]),
+            Some((p, other)) => {
+                let empty = ValuePool::default();
+                let pool = self.operands.read();
+                let pool = pool.as_deref().unwrap_or(&empty);
+                let m = mutate::mutate_with(t, &ct, rng, &p, &[other], pool);
+                (m, WorkKind::Mutate)
+            }
             None => {
                 let n = rng.gen_range(1..8);
-                gen::generate(t, &ct, rng, n)
+                (gen::generate(t, &ct, rng, n), WorkKind::Generate)
             }
         }
     }
@@ -819,6 +889,7 @@ impl Fuzzer {
                 continue;
             };
             let log = std::fs::read_to_string(dir.join("log0")).unwrap_or_default();
+            let started = Instant::now();
             let r = crate::repro::reproduce_into(
                 &self.opts.target,
                 spec.clone(),
@@ -829,6 +900,7 @@ impl Fuzzer {
                 &quiet,
                 Some(&self.stop),
             );
+            self.mix.executed(WorkKind::Repro, started.elapsed());
             if self.shell.is_term() {
                 eprint!("\r\x1b[2K");
             }
@@ -848,199 +920,5 @@ impl Fuzzer {
                 Err(e) => self.shell.warn(format!("reproducing {title:?}: {e:#}")),
             }
         }
-    }
-
-    /// Re-runs a program to keep its stable signal, minimizes it while that signal stays, and
-    /// adds it to the corpus. `new`: the signal that made it interesting (None: a candidate from
-    /// disk, whose whole stable signal counts). Err: the VM is gone.
-    fn triage(&self, ctx: &Ctx, prog: &Prog, new: Option<HashSet<u32>>) -> Result<(), ()> {
-        let t = &*self.opts.target;
-        let mut stable: Option<HashSet<u32>> = None;
-        // The PCs every run covered, recorded with the program for `kfuzz regress`.
-        let mut stable_pcs: Option<HashSet<u64>> = None;
-        for _ in 0..TRIAGE_RUNS {
-            let r = self
-                .exec(ctx, prog, &self.exec_opts(true, false))
-                .ok_or(())?;
-            let sig: HashSet<u32> = r
-                .calls
-                .iter()
-                .flat_map(|c| c.signal.iter().copied())
-                .collect();
-            stable = Some(match stable {
-                None => sig,
-                Some(s) => s.intersection(&sig).copied().collect(),
-            });
-            let pcs: HashSet<u64> = r.new_pcs.iter().copied().collect();
-            stable_pcs = Some(match stable_pcs {
-                None => pcs,
-                Some(s) => s.intersection(&pcs).copied().collect(),
-            });
-        }
-        let mut stable = stable.unwrap_or_default();
-        let mut stable_pcs = stable_pcs.unwrap_or_default();
-        if let Some(new) = &new {
-            stable.retain(|s| new.contains(s));
-        }
-        {
-            let Ok(mut s) = self.state.lock() else {
-                return Ok(());
-            };
-            stable.retain(|x| !s.corpus_signal.contains(x));
-            if stable.is_empty() {
-                return Ok(());
-            }
-            for x in &stable {
-                s.add_max_signal(ctx.proc.vm, *x);
-            }
-        }
-        // Minimize: drop calls from the end while the stable signal is still produced. Corpus
-        // programs from disk were minimized when they were added.
-        let mut p = prog.clone();
-        let mut i = if new.is_some() { p.calls.len() } else { 0 };
-        while i > 0 && p.calls.len() > 1 {
-            i -= 1;
-            let mut q = p.clone();
-            minimize::remove_call(t, &mut q, i);
-            let r = self.exec(ctx, &q, &self.exec_opts(true, false)).ok_or(())?;
-            let sig: HashSet<u32> = r
-                .calls
-                .iter()
-                .flat_map(|c| c.signal.iter().copied())
-                .collect();
-            if stable.iter().all(|x| sig.contains(x)) {
-                p = q;
-                let pcs: HashSet<u64> = r.new_pcs.iter().copied().collect();
-                stable_pcs.retain(|pc| pcs.contains(pc));
-            }
-        }
-        let txt = text::format(t, &p);
-        let name = corpus::name_of(&txt);
-        // The PCs recorded for `kfuzz regress` are those also reached by a new runner: the
-        // long-lived runner's history shapes some paths (maple tree node splits of its
-        // mappings), which a replay in another process would not take.
-        let known = self
-            .state
-            .lock()
-            .map_or(true, |s| s.corpus_names.contains(&name));
-        if !known && self.opts.symbols.is_some() {
-            let mut o = self.exec_opts(true, false);
-            o.fresh = true;
-            let r = self.exec(ctx, &p, &o).ok_or(())?;
-            let pcs: HashSet<u64> = r.new_pcs.iter().copied().collect();
-            stable_pcs.retain(|pc| pcs.contains(pc));
-        }
-        let Ok(mut s) = self.state.lock() else {
-            return Ok(());
-        };
-        // A corpus program from disk is already saved; a new one that minimized to a program
-        // the corpus has only adds its signal.
-        let known = s.corpus_names.contains(&name);
-        if !known {
-            match corpus::save(&self.opts.workdir.join("corpus"), &txt) {
-                Ok(path) => {
-                    // Announced once it is on disk for good (written whole, renamed, synced).
-                    self.shell
-                        .json(&serde_json::json!({"reason": "corpus-added", "path": path}));
-                    let mut signal: Vec<u32> = stable.iter().copied().collect();
-                    signal.sort_unstable();
-                    let (cover, files) = self
-                        .opts
-                        .symbols
-                        .as_ref()
-                        .map(|sy| sy.cover(stable_pcs.iter().copied()))
-                        .unwrap_or_default();
-                    let meta = corpus::Meta {
-                        signal,
-                        cover,
-                        files,
-                        commit: self.opts.commit.clone(),
-                        recorded: std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .map_or(0, |d| d.as_secs()),
-                    };
-                    if let Err(e) = corpus::save_meta(&path, &meta) {
-                        // The program is saved; only what it covered is lost.
-                        self.shell
-                            .warn(format!("cannot save {}: {e:#}", path.display()));
-                    }
-                }
-                Err(e) => {
-                    self.fail(format!(
-                        "cannot save a corpus program: {e:#}\n(the programs already in {} are whole: each was written to a temporary file and renamed)",
-                        self.opts.workdir.join("corpus").display()
-                    ));
-                    return Err(());
-                }
-            }
-            s.corpus_names.insert(name);
-        }
-        if known && new.is_some() {
-            for x in &stable {
-                s.corpus_signal.insert(*x);
-            }
-            self.stats
-                .signal
-                .store(s.corpus_signal.len() as u64, Ordering::SeqCst);
-            return Ok(());
-        }
-        for x in &stable {
-            s.corpus_signal.insert(*x);
-        }
-        s.corpus.push(CorpusEntry {
-            prog: p.clone(),
-            signal: stable.len(),
-        });
-        self.stats
-            .corpus
-            .store(s.corpus.len() as u64, Ordering::SeqCst);
-        self.stats
-            .signal
-            .store(s.corpus_signal.len() as u64, Ordering::SeqCst);
-        self.shell.verbose(
-            "Added",
-            format!(
-                "corpus program {} (+{} signal)",
-                s.corpus.len(),
-                stable.len()
-            ),
-        );
-        drop(s);
-        // A program new to the corpus (not one reloaded from disk) is worth its hints.
-        if new.is_some() && !self.opts.no_feedback {
-            self.hints(ctx, &p)?;
-        }
-        Ok(())
-    }
-
-    /// Runs `p` once collecting the kernel's comparisons, then runs the programs where an
-    /// argument takes a value it was compared with; those with new signal are queued for
-    /// triage. Err: the VM is gone.
-    fn hints(&self, ctx: &Ctx, p: &Prog) -> Result<(), ()> {
-        let t = &*self.opts.target;
-        let mut opts = self.exec_opts(false, false);
-        opts.comparisons = true;
-        let r = self.exec(ctx, p, &opts).ok_or(())?;
-        let mut budget = MAX_HINTS;
-        for (i, c) in r.calls.iter().enumerate() {
-            let mut comps = hints::CompMap::default();
-            for (a, b) in &c.comps {
-                comps.add(*a, *b);
-            }
-            for q in hints::mutants(t, p, i, &comps, budget) {
-                budget -= 1;
-                self.stats.hints.fetch_add(1, Ordering::Relaxed);
-                let r = self
-                    .exec(ctx, &q, &self.exec_opts(false, false))
-                    .ok_or(())?;
-                let new = self.new_signal(ctx.proc.vm, &r);
-                if !new.is_empty() {
-                    if let Ok(mut s) = self.state.lock() {
-                        s.triage_queue.push_back((q, new));
-                    }
-                }
-            }
-        }
-        Ok(())
     }
 }

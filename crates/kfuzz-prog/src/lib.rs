@@ -12,6 +12,7 @@ pub mod hints;
 pub mod image;
 pub mod minimize;
 pub mod mutate;
+pub mod mutate_data;
 pub mod parser;
 pub mod prog;
 pub mod select;

@@ -1,8 +1,10 @@
-//! Mutating programs: insert a call, remove a call, change one argument, splice two programs.
+//! Mutating programs: insert a call, remove a call, change one argument (at any depth; the
+//! data mutators are in `mutate_data`), splice two programs.
 
 use rand::Rng;
 
 use crate::gen::{self, Builder, ChoiceTable, MAX_CALLS};
+use crate::mutate_data::{self as data, ValuePool};
 use crate::prog::*;
 use crate::target::Target;
 use crate::types::*;
@@ -15,6 +17,19 @@ pub fn mutate(
     p: &Prog,
     corpus: &[Prog],
 ) -> Prog {
+    mutate_with(target, ct, rng, p, corpus, &ValuePool::default())
+}
+
+/// The same, integers and buffer words drawing now and then on `pool` (operands the kernel
+/// was seen comparing with).
+pub fn mutate_with(
+    target: &Target,
+    ct: &ChoiceTable,
+    rng: &mut impl Rng,
+    p: &Prog,
+    corpus: &[Prog],
+    pool: &ValuePool,
+) -> Prog {
     let mut p = p.clone();
     let mut changed = false;
     for _ in 0..20 {
@@ -25,7 +40,7 @@ pub fn mutate(
             }
             0..=29 => insert_call(target, ct, rng, &mut p),
             30..=39 => remove_random_call(target, rng, &mut p),
-            _ => mutate_arg(target, ct, rng, &mut p),
+            _ => mutate_arg_with(target, ct, rng, &mut p, pool),
         };
         if changed && rng.gen_ratio(2, 3) {
             break;
@@ -100,17 +115,29 @@ pub fn splice(target: &Target, rng: &mut impl Rng, p: &mut Prog, other: &Prog) -
     true
 }
 
-/// Changes one argument somewhere in one call.
+/// Changes one argument somewhere in one call (without comparison operands to draw from).
 pub fn mutate_arg(target: &Target, ct: &ChoiceTable, rng: &mut impl Rng, p: &mut Prog) -> bool {
+    mutate_arg_with(target, ct, rng, p, &ValuePool::default())
+}
+
+/// Changes one argument somewhere in one call, at any depth (a struct's field, an array's
+/// element); integers and buffer words may take operands from `pool`.
+pub fn mutate_arg_with(
+    target: &Target,
+    ct: &ChoiceTable,
+    rng: &mut impl Rng,
+    p: &mut Prog,
+    pool: &ValuePool,
+) -> bool {
     if p.calls.is_empty() {
         return false;
     }
     let idx = rng.gen_range(0..p.calls.len());
-    let paths = crate::minimize::arg_paths(&p.calls[idx]);
-    if paths.is_empty() {
+    let places = mutable_places(target, &p.calls[idx]);
+    if places.is_empty() {
         return false;
     }
-    let path = paths[rng.gen_range(0..paths.len())].clone();
+    let (path, dir) = places[rng.gen_range(0..places.len())].clone();
     // Variables defined before this call, by resource kind.
     let earlier: Vec<(VarId, ResourceId)> = p.calls[..idx]
         .iter()
@@ -120,7 +147,16 @@ pub fn mutate_arg(target: &Target, ct: &ChoiceTable, rng: &mut impl Rng, p: &mut
     let original = prog.calls[idx].clone();
     let level = path.len();
     let mut changed = match arg_at_mut(target, &mut prog.calls[idx], &path) {
-        Some((ty, arg)) => mutate_value(target, ct, rng, ty, arg, &earlier, level),
+        Some((ty, arg)) => {
+            let mut m = ValueMutator {
+                target,
+                ct,
+                rng,
+                earlier: &earlier,
+                pool,
+            };
+            m.mutate(ty, arg, dir, level)
+        }
         None => false,
     };
     if changed {
@@ -141,134 +177,298 @@ pub fn mutate_arg(target: &Target, ct: &ChoiceTable, rng: &mut impl Rng, p: &mut
     changed
 }
 
-fn mutate_value(
-    target: &Target,
-    ct: &ChoiceTable,
-    rng: &mut impl Rng,
-    t: &Type,
-    a: &mut Arg,
-    earlier: &[(VarId, ResourceId)],
-    level: usize,
-) -> bool {
-    let before = a.clone();
-    match (&t.kind, &mut *a) {
-        (
-            TypeKind::Int {
-                size, range, align, ..
-            },
-            Arg::Int(v),
-        ) => {
-            *v = match rng.gen_range(0..4) {
-                0 => v.wrapping_add(rng.gen_range(1..8)),
-                1 => v.wrapping_sub(rng.gen_range(1..8)),
-                2 => *v ^ (1u64 << rng.gen_range(0..(*size as u32 * 8).max(1))),
-                _ => gen::rand_int(rng, *size, *range, *align),
-            };
-            if let Some((lo, hi)) = range {
-                if *v < *lo || *v > *hi {
-                    *v = gen::rand_int(rng, *size, *range, *align);
-                }
+/// The places in a call a mutation can change (not consts, lengths, output resources or
+/// plain pointers), as paths for `arg_at_mut`, each with the direction its data flows in.
+pub fn mutable_places(target: &Target, call: &Call) -> Vec<(Vec<usize>, Dir)> {
+    fn go(
+        target: &Target,
+        t: &Type,
+        a: &Arg,
+        dir: Dir,
+        path: &mut Vec<usize>,
+        out: &mut Vec<(Vec<usize>, Dir)>,
+    ) {
+        let mutable = match (&t.kind, a) {
+            (TypeKind::Int { .. } | TypeKind::Flags { .. } | TypeKind::Proc { .. }, _) => true,
+            (TypeKind::Resource(_), Arg::Res(r)) => r.def.is_none(),
+            (
+                TypeKind::Buffer {
+                    kind: BufferKind::Compressed,
+                    ..
+                },
+                _,
+            ) => false,
+            (TypeKind::Buffer { .. } | TypeKind::Array { .. } | TypeKind::Vma { .. }, _) => true,
+            (TypeKind::Struct(id), Arg::Union { .. }) => {
+                let st = &target.structs[*id];
+                // A conditional field's option follows its condition (`fix_lens` sets it).
+                st.fields.len() > 1 && !st.conditional
             }
-            let mask = if *size >= 8 {
-                u64::MAX
-            } else {
-                (1u64 << (size * 8)) - 1
-            };
-            *v &= mask;
+            (TypeKind::Ptr { .. }, _) => t.opt,
+            _ => false,
+        };
+        if mutable {
+            out.push((path.clone(), dir));
         }
-        (
-            TypeKind::Flags {
-                vals,
-                bitmask,
-                size,
-                ..
-            },
-            Arg::Int(v),
-        ) => {
-            *v = if *bitmask && !vals.is_empty() && rng.gen_ratio(1, 2) {
-                *v ^ vals[rng.gen_range(0..vals.len())]
-            } else {
-                gen::rand_flags(rng, vals, *bitmask, *size)
-            };
-        }
-        (TypeKind::Proc { per_proc, .. }, Arg::Int(v)) => *v = rng.gen_range(0..*per_proc),
-        (TypeKind::Resource(want), Arg::Res(r)) if r.def.is_none() => {
-            let fits: Vec<VarId> = earlier
+        let children: Vec<(&Type, &Arg, Dir)> = match (&t.kind, a) {
+            (
+                TypeKind::Ptr { elem, dir: d },
+                Arg::Ptr {
+                    pointee: Some(p), ..
+                },
+            ) => vec![(&**elem, &**p, *d)],
+            (TypeKind::Array { elem, .. }, Arg::Group(items)) => {
+                items.iter().map(|i| (&**elem, i, dir)).collect()
+            }
+            (TypeKind::Struct(id), Arg::Group(items)) => target.structs[*id]
+                .fields
                 .iter()
-                .filter(|(_, k)| target.resources[*want].accepts(&target.resources[*k]))
-                .map(|(v, _)| *v)
-                .collect();
-            if !fits.is_empty() && rng.gen_ratio(4, 5) {
-                r.src = Some(fits[rng.gen_range(0..fits.len())]);
-                // The fallback value of a used variable is not in the text: keep it canonical.
-                r.val = target.resources[*want]
-                    .special
-                    .first()
-                    .copied()
-                    .unwrap_or(0);
-            } else {
-                let special = &target.resources[*want].special;
-                r.src = None;
-                r.val = if special.is_empty() {
-                    rng.gen_range(0..8)
-                } else {
-                    special[rng.gen_range(0..special.len())]
-                };
-            }
+                .zip(items)
+                .map(|(f, i)| (&f.ty, i, f.dir.unwrap_or(dir)))
+                .collect(),
+            (TypeKind::Struct(id), Arg::Union { field, arg }) => target.structs[*id]
+                .fields
+                .get(*field)
+                .map(|f| vec![(&f.ty, &**arg, f.dir.unwrap_or(dir))])
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        for (i, (ct, ca, cd)) in children.into_iter().enumerate() {
+            path.push(i);
+            go(target, ct, ca, cd, path, out);
+            path.pop();
         }
-        (
-            TypeKind::Buffer {
-                kind: BufferKind::Blob { range },
-                dir,
-            },
-            Arg::Data(d),
-        ) => {
-            let (lo, hi) = range
-                .map(|(a, b)| (a as usize, b as usize))
-                .unwrap_or((0, 4096));
-            match rng.gen_range(0..4) {
-                0 if !d.is_empty() && *dir != Dir::Out => {
-                    let i = rng.gen_range(0..d.len());
-                    d[i] = rng.gen();
-                }
-                1 if d.len() < hi => d.push(if *dir == Dir::Out { 0 } else { rng.gen() }),
-                2 if d.len() > lo => {
-                    d.pop();
-                }
-                _ => {
-                    let n = rng.gen_range(lo..=hi.min(lo + 256).max(lo));
-                    d.resize(n, 0);
-                }
-            }
-        }
-        (TypeKind::Buffer { .. }, Arg::Data(_)) => {
-            *a = fresh(target, ct, rng, t, level);
-        }
-        (TypeKind::Array { elem, len }, Arg::Group(items)) => {
-            let (lo, hi) = match len {
-                ArrayLen::Range(lo, hi) => (*lo as usize, *hi as usize),
-                ArrayLen::Var => (0, 8),
-            };
-            if items.len() < hi && (items.len() <= lo || rng.gen_ratio(1, 2)) {
-                items.push(fresh(target, ct, rng, elem, level + 1));
-            } else if items.len() > lo {
-                items.pop();
-            }
-        }
-        (TypeKind::Struct(id), Arg::Union { field, arg }) => {
-            let st = &target.structs[*id];
-            *field = rng.gen_range(0..st.fields.len());
-            **arg = fresh(target, ct, rng, &st.fields[*field].ty, level + 1);
-        }
-        (TypeKind::Ptr { .. }, Arg::Ptr { .. }) if t.opt => {
-            *a = fresh(target, ct, rng, t, level);
-        }
-        (TypeKind::Vma { .. }, Arg::Vma { .. }) => {
-            *a = fresh(target, ct, rng, t, level);
-        }
-        _ => return false,
     }
-    *a != before
+    let mut out = Vec::new();
+    let meta = &target.syscalls[call.meta];
+    for (i, (f, a)) in meta.args.iter().zip(&call.args).enumerate() {
+        let mut path = vec![i];
+        go(target, &f.ty, a, Dir::In, &mut path, &mut out);
+    }
+    out
+}
+
+/// What changing one value needs besides the value.
+struct ValueMutator<'a, R: Rng> {
+    target: &'a Target,
+    ct: &'a ChoiceTable,
+    rng: &'a mut R,
+    /// Variables defined by earlier calls, with their resource kinds.
+    earlier: &'a [(VarId, ResourceId)],
+    pool: &'a ValuePool,
+}
+
+/// Bytes a blob without a size range may grow to by mutation (the program's data limit
+/// still applies).
+const BLOB_MAX: usize = 4096;
+/// Elements a variable-length array may grow to by mutation.
+const ARRAY_MAX: usize = 10;
+
+impl<R: Rng> ValueMutator<'_, R> {
+    /// Changes `a` (of type `t`, its data flowing in `dir`); true when it changed.
+    fn mutate(&mut self, t: &Type, a: &mut Arg, dir: Dir, level: usize) -> bool {
+        let (target, ct, pool) = (self.target, self.ct, self.pool);
+        let rng = &mut *self.rng;
+        let before = a.clone();
+        match (&t.kind, &mut *a) {
+            (
+                TypeKind::Int {
+                    size, range, align, ..
+                },
+                Arg::Int(v),
+            ) => {
+                *v = data::mutate_int(rng, *v, *size, *range, *align, pool);
+                if let Some(b) = t.bitfield.filter(|b| b.len < 64) {
+                    *v &= (1u64 << b.len) - 1;
+                }
+            }
+            (
+                TypeKind::Flags {
+                    vals,
+                    bitmask,
+                    size,
+                    ..
+                },
+                Arg::Int(v),
+            ) => {
+                *v = data::mutate_flags(rng, *v, vals, *bitmask, *size, pool);
+                if let Some(b) = t.bitfield.filter(|b| b.len < 64) {
+                    *v &= (1u64 << b.len) - 1;
+                }
+            }
+            (TypeKind::Proc { per_proc, .. }, Arg::Int(v)) => {
+                *v = rng.gen_range(0..(*per_proc).max(1))
+            }
+            (TypeKind::Resource(want), Arg::Res(r)) if r.def.is_none() => {
+                let fits: Vec<VarId> = self
+                    .earlier
+                    .iter()
+                    .filter(|(_, k)| target.resources[*want].accepts(&target.resources[*k]))
+                    .map(|(v, _)| *v)
+                    .collect();
+                if !fits.is_empty() && rng.gen_ratio(4, 5) {
+                    r.src = Some(fits[rng.gen_range(0..fits.len())]);
+                    // The fallback value of a used variable is not in the text: keep it
+                    // canonical.
+                    r.val = target.resources[*want]
+                        .special
+                        .first()
+                        .copied()
+                        .unwrap_or(0);
+                } else {
+                    let special = &target.resources[*want].special;
+                    r.src = None;
+                    r.val = if special.is_empty() || rng.gen_ratio(1, 4) {
+                        data::mutate_int(
+                            rng,
+                            r.val,
+                            target.resources[*want].size,
+                            Some((0, 16)),
+                            1,
+                            pool,
+                        )
+                    } else {
+                        special[rng.gen_range(0..special.len())]
+                    };
+                }
+            }
+            (
+                TypeKind::Buffer {
+                    kind: BufferKind::Blob { range },
+                    dir: bd,
+                },
+                Arg::Data(d),
+            ) => {
+                let (lo, hi) = match range {
+                    Some((lo, hi)) => (*lo as usize, (*hi as usize).max(*lo as usize)),
+                    // Never shrunk below what it has by a mutation that only grows it.
+                    None => (0, BLOB_MAX.max(d.len())),
+                };
+                let dir = if *bd == Dir::Out { Dir::Out } else { dir };
+                data::mutate_bytes(rng, d, lo, hi, dir, pool);
+            }
+            (
+                TypeKind::Buffer {
+                    kind: BufferKind::String { values, noz },
+                    dir: bd,
+                },
+                Arg::Data(d),
+            ) => {
+                if *bd == Dir::Out || dir == Dir::Out {
+                    // Only its length is in the program.
+                    let n = data::pick_len(rng, d.len(), 0, BLOB_MAX);
+                    d.resize(n, 0);
+                } else {
+                    mutate_string(rng, d, values, *noz, pool);
+                }
+            }
+            (
+                TypeKind::Buffer {
+                    kind: BufferKind::Filename { noz },
+                    ..
+                },
+                Arg::Data(d),
+            ) => {
+                let mut name = data::FILENAMES[rng.gen_range(0..data::FILENAMES.len())]
+                    .as_bytes()
+                    .to_vec();
+                if rng.gen_ratio(1, 10) {
+                    data::mutate_text(rng, &mut name, 32, pool);
+                    // A NUL inside would cut the name short anyway: keep it one string.
+                    name.retain(|b| *b != 0);
+                }
+                if !noz {
+                    name.push(0);
+                }
+                *d = name;
+            }
+            (TypeKind::Buffer { .. }, Arg::Data(_)) => return false,
+            (TypeKind::Array { elem, len }, Arg::Group(items)) => {
+                let (lo, hi) = match len {
+                    ArrayLen::Range(lo, hi) => (*lo as usize, (*hi as usize).max(*lo as usize)),
+                    ArrayLen::Var => (0, ARRAY_MAX.max(items.len())),
+                };
+                match rng.gen_range(0..8) {
+                    // An element more, anywhere.
+                    0..=2 if items.len() < hi => {
+                        let at = rng.gen_range(0..=items.len());
+                        items.insert(at, fresh(target, ct, rng, elem, level + 1));
+                    }
+                    // An element fewer, anywhere.
+                    3..=4 if items.len() > lo => {
+                        let at = rng.gen_range(0..items.len());
+                        items.remove(at);
+                    }
+                    // Two elements swapped.
+                    5 if items.len() >= 2 => {
+                        let i = rng.gen_range(0..items.len());
+                        let j = rng.gen_range(0..items.len());
+                        items.swap(i, j);
+                    }
+                    // A length near a boundary, small growth at a time (each element is a
+                    // generated value).
+                    _ => {
+                        let n = data::pick_len(rng, items.len(), lo, hi.min(items.len() + 8));
+                        while items.len() > n {
+                            items.pop();
+                        }
+                        while items.len() < n {
+                            items.push(fresh(target, ct, rng, elem, level + 1));
+                        }
+                    }
+                }
+            }
+            (TypeKind::Struct(id), Arg::Union { field, arg }) => {
+                let st = &target.structs[*id];
+                *field = rng.gen_range(0..st.fields.len());
+                **arg = fresh(target, ct, rng, &st.fields[*field].ty, level + 1);
+            }
+            (TypeKind::Ptr { .. }, Arg::Ptr { .. }) if t.opt => {
+                *a = fresh(target, ct, rng, t, level);
+            }
+            (TypeKind::Vma { .. }, Arg::Vma { .. }) => {
+                *a = fresh(target, ct, rng, t, level);
+            }
+            _ => return false,
+        }
+        *a != before
+    }
+}
+
+/// A string's new text: another of its values mostly (a fixed-size string keeps its size),
+/// its text edited now and then; the terminator stays unless `noz`.
+fn mutate_string(
+    rng: &mut impl Rng,
+    d: &mut Vec<u8>,
+    values: &[Vec<u8>],
+    noz: bool,
+    pool: &ValuePool,
+) {
+    let fixed = noz && !values.is_empty() && values.iter().all(|v| v.len() == values[0].len());
+    if !values.is_empty() && !rng.gen_ratio(1, 10) {
+        let mut v = values[rng.gen_range(0..values.len())].clone();
+        if !noz {
+            v.push(0);
+        }
+        *d = v;
+        return;
+    }
+    if fixed {
+        // The same length, edited in place.
+        let n = d.len();
+        data::mutate_bytes(rng, d, n, n, Dir::In, pool);
+        return;
+    }
+    let mut body = d.clone();
+    if !noz && body.last() == Some(&0) {
+        body.pop();
+    }
+    let longest = values.iter().map(Vec::len).max().unwrap_or(0);
+    data::mutate_text(rng, &mut body, (longest + 16).clamp(16, 256), pool);
+    if !noz {
+        body.push(0);
+    }
+    *d = body;
 }
 
 /// A generated value for `t` at nesting level `level`, with no variables: it is made in a
@@ -293,4 +493,40 @@ fn fresh(target: &Target, ct: &ChoiceTable, rng: &mut impl Rng, t: &Type, level:
     let mut a = b.gen_arg(t, Dir::In);
     strip(&mut a);
     a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn strings_keep_their_terminator_and_fixed_ones_their_size() {
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(9);
+        let pool = ValuePool::default();
+        let values = vec![b"ext4".to_vec(), b"vfat".to_vec()];
+        let mut d = b"ext4\0".to_vec();
+        let mut other = 0;
+        for _ in 0..500 {
+            mutate_string(&mut rng, &mut d, &values, false, &pool);
+            assert_eq!(d.last(), Some(&0));
+            other += usize::from(!values.iter().any(|v| d[..d.len() - 1] == v[..]));
+        }
+        assert!(
+            other > 10 && other < 150,
+            "{other} of 500 not among the values"
+        );
+        let fixed = vec![vec![b'a'; 16], vec![b'b'; 16]];
+        let mut d = vec![b'a'; 16];
+        for _ in 0..500 {
+            mutate_string(&mut rng, &mut d, &fixed, true, &pool);
+            assert_eq!(d.len(), 16);
+        }
+        let mut d = b"x\0".to_vec();
+        for _ in 0..500 {
+            mutate_string(&mut rng, &mut d, &[], false, &pool);
+            assert_eq!(d.last(), Some(&0));
+            assert!(d.len() <= 257);
+        }
+    }
 }
