@@ -190,6 +190,10 @@ impl Vm {
     ) -> anyhow::Result<(Vm, Duration)> {
         let mut vm = Vm::start_from(spec, index, Some(&snap.state))?;
         let deadline = vm.started + vm.scaled(RESTORE_TIMEOUT);
+        // The channel is connected before the guest runs again: the executor, blocked reading
+        // its port when the state was saved, sees no hang-up.
+        let streams = vm.connect(deadline)?;
+        let mut streams: Vec<Option<UnixStream>> = streams.into_iter().map(Some).collect();
         // The state was saved paused: once QEMU has loaded it, the VM is told to go on.
         let mut qmp = snapshot::Qmp::connect(&qemu::qmp_socket(&vm.dir), deadline)?;
         loop {
@@ -212,8 +216,6 @@ impl Vm {
                 other => bail!("vm{index}: QEMU is {other:?} after loading the snapshot"),
             }
         }
-        let streams = vm.connect(deadline)?;
-        let mut streams: Vec<Option<UnixStream>> = streams.into_iter().map(Some).collect();
         let chan = streams
             .get_mut(snap.meta.active)
             .and_then(Option::take)
