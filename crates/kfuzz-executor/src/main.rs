@@ -11,6 +11,7 @@ mod init;
 mod kcov;
 mod microbench;
 mod pseudo;
+mod runner;
 mod serve;
 mod signal;
 mod support;
