@@ -530,19 +530,25 @@ impl Vm {
         let writer = Arc::new(Mutex::new(
             chan.try_clone().context("cloning the channel socket")?,
         ));
+        let proc = |i: usize, rx: ProcRx| Proc {
+            vm: self.index,
+            index: i as u32,
+            writer: Arc::clone(&writer),
+            rx,
+            timeout_scale: self.timeout_scale,
+            flooded: self.console.flood_flag(),
+        };
+        // One proc reads the channel itself: a thread less to wake per program, which on a
+        // loaded host is milliseconds.
+        if n <= 1 {
+            return Ok(vec![proc(0, ProcRx::Direct { rx, active })]);
+        }
         let mut txs = Vec::new();
         let mut procs = Vec::new();
-        for i in 0..n.max(1) {
+        for i in 0..n {
             let (tx, prx) = std::sync::mpsc::channel();
             txs.push(tx);
-            procs.push(Proc {
-                vm: self.index,
-                index: i as u32,
-                writer: Arc::clone(&writer),
-                rx: prx,
-                timeout_scale: self.timeout_scale,
-                flooded: self.console.flood_flag(),
-            });
+            procs.push(proc(i, ProcRx::Demuxed(prx)));
         }
         std::thread::spawn(move || {
             for (i, msg) in rx {
@@ -681,12 +687,46 @@ impl Vm {
     }
 }
 
+/// Where a proc's results arrive: the channel itself when it is the VM's only proc, else the
+/// thread that hands each proc its own.
+enum ProcRx {
+    Direct {
+        rx: Receiver<(usize, Result<GuestMsg, WireError>)>,
+        active: usize,
+    },
+    Demuxed(Receiver<Result<kfuzz_wire::ExecResult, String>>),
+}
+
+impl ProcRx {
+    /// The next result (or channel error), waiting at most `timeout`.
+    fn recv_timeout(
+        &self,
+        timeout: Duration,
+    ) -> Result<Result<kfuzz_wire::ExecResult, String>, RecvTimeoutError> {
+        match self {
+            ProcRx::Demuxed(rx) => rx.recv_timeout(timeout),
+            ProcRx::Direct { rx, active } => {
+                let deadline = Instant::now() + timeout;
+                loop {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    match rx.recv_timeout(left)? {
+                        (i, _) if i != *active => {}
+                        (_, Ok(GuestMsg::ExecDone { result, .. })) => return Ok(Ok(result)),
+                        (_, Ok(_)) => {}
+                        (_, Err(e)) => return Ok(Err(e.to_string())),
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// One of a VM's concurrent program runners (see `Vm::procs`).
 pub struct Proc {
     pub vm: usize,
     pub index: u32,
     writer: Arc<Mutex<UnixStream>>,
-    rx: Receiver<Result<kfuzz_wire::ExecResult, String>>,
+    rx: ProcRx,
     timeout_scale: u32,
     /// The console's flood flag: a flooding guest is given up on at once.
     flooded: Arc<std::sync::atomic::AtomicBool>,

@@ -5,12 +5,15 @@
 //! sends the handshake and answers the host's requests. It never decides policy: the host says
 //! what to run.
 
+mod data;
 mod exec;
 mod init;
 mod kcov;
 mod microbench;
 mod pseudo;
+mod runner;
 mod serve;
+mod signal;
 mod support;
 
 fn main() {

@@ -92,7 +92,7 @@ fn check(r: libc::c_int) -> Res {
 
 /// `len` bytes of program memory at `addr`, which must lie inside the data area.
 fn bytes(addr: u64, len: u64) -> Result<&'static [u8], i32> {
-    if len > 0 && !crate::exec::in_data(addr, len) {
+    if len > 0 && !crate::data::in_data(addr, len) {
         return Err(libc::EFAULT);
     }
     // SAFETY: the range is inside the data area, mapped for the whole program.
@@ -101,7 +101,7 @@ fn bytes(addr: u64, len: u64) -> Result<&'static [u8], i32> {
 
 /// The NUL-terminated string at `addr` (without its NUL), at most `max` bytes of it.
 fn string(addr: u64, max: usize) -> Result<Vec<u8>, i32> {
-    let Some(room) = crate::exec::data_room(addr) else {
+    let Some(room) = crate::data::data_room(addr) else {
         return Err(libc::EFAULT);
     };
     let room = bytes(addr, room.min(max as u64))?;
@@ -200,7 +200,7 @@ fn init_net_socket(domain: u64, ty: u64, proto: u64) -> Res {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exec::DATA_SIZE;
+    use crate::data::DATA_SIZE;
     use kfuzz_wire::DATA_BASE;
 
     #[test]

@@ -102,6 +102,8 @@ pub fn run() -> i32 {
             return 1;
         }
     };
+    // A request in one read(2) instead of two (length, then payload).
+    let mut chan = std::io::BufReader::with_capacity(256 << 10, chan);
     let shared = Arc::new(Shared::default());
     let mut procs: Vec<mpsc::Sender<(u64, ExecProg, ExecOpts)>> = Vec::new();
     loop {
