@@ -271,7 +271,11 @@ impl Fuzzer {
             sandbox: self.opts.sandbox,
             full_signal,
             timeout_ms: (PROG_TIMEOUT * scale).as_millis() as u64,
-            call_timeout_ms: (CALL_TIMEOUT * scale).as_millis() as u64,
+            // A call that blocks (msgrcv on an empty queue) waits for a signal, not for the CPU:
+            // a slower CPU does not make it return sooner, and a signal interrupts only
+            // sleeping calls. So the timeout is scaled at most twice under TCG (it was six
+            // times, 300 ms per blocking call, the largest cost of a program with one).
+            call_timeout_ms: (CALL_TIMEOUT * scale.min(2)).as_millis() as u64,
             threaded: self.opts.threaded || collide,
             collide,
             comparisons: false,
