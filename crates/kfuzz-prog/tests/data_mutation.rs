@@ -4,53 +4,21 @@
 //! int stays in its width, range and alignment, every buffer within its size bounds, every
 //! string keeps its terminator, every output buffer stays zero, every array within its length.
 
-use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use kfuzz_prog::gen::{Builder, ChoiceTable};
 use kfuzz_prog::mutate_data::ValuePool;
 use kfuzz_prog::prog::{Arg, Call, Prog};
-use kfuzz_prog::target::{compile, const_requirements, parse_files, DescriptionFile, Target};
+use kfuzz_prog::target::Target;
 use kfuzz_prog::types::{ArrayLen, BufferKind, Dir, Type, TypeKind};
 use kfuzz_prog::{exec, mutate, text, validate};
 use rand::SeedableRng;
 
+mod common;
+
 fn linux_target() -> Target {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../descriptions/linux");
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "txt"))
-        .collect();
-    paths.sort();
-    let files: Vec<DescriptionFile> = paths
-        .iter()
-        .map(|p| DescriptionFile {
-            name: p.file_name().unwrap().to_string_lossy().into_owned(),
-            text: std::fs::read_to_string(p).unwrap(),
-        })
-        .collect();
-    let nodes = parse_files(&files).unwrap();
-    let consts: HashMap<String, u64> = const_requirements(&nodes)
-        .into_iter()
-        .flat_map(|f| f.names)
-        .map(|n| (n, 1))
-        .collect();
-    let calls: BTreeSet<String> = nodes
-        .iter()
-        .filter_map(|n| match n {
-            kfuzz_prog::ast::Node::Call { name, .. } => {
-                Some(name.split('$').next().unwrap_or(name).to_string())
-            }
-            _ => None,
-        })
-        .collect();
-    let numbers: HashMap<String, u64> = calls
-        .into_iter()
-        .enumerate()
-        .map(|(i, n)| (n, i as u64))
-        .collect();
-    compile(&nodes, &consts, &numbers)
+    common::target_of(&[&dir])
 }
 
 fn width_mask(size: u8) -> u64 {
