@@ -33,8 +33,9 @@ pub struct Args {
     /// Programs run at once in each VM
     #[arg(long, default_value_t = 1)]
     pub procs: usize,
-    /// Run only this fuzzing phase: feedback or no-feedback
-    #[arg(long, value_name = "PHASE")]
+    /// Run only this phase: feedback, no-feedback, recovery (crash → fuzzing again) or
+    /// coverage (with --coverage-against)
+    #[arg(long, value_name = "PHASE", value_parser = ["feedback", "no-feedback", "recovery", "coverage"])]
     pub only: Option<String>,
     /// Seconds of the raw loop
     #[arg(long, default_value_t = 20)]
