@@ -1,6 +1,7 @@
 //! kfuzz as a library: the operations behind the `kfuzz` command, usable without the CLI.
 
 pub mod cli;
+pub mod crash_dir;
 pub mod descriptions;
 pub mod fsutil;
 pub mod fuzz;

@@ -13,8 +13,9 @@ use kfuzz_wire::{ExecOpts, ExecResult};
 
 use crate::fuzz::corpus;
 use crate::kernel::symbols::Symbols;
-use crate::report;
+use crate::report::CrashKind;
 use crate::shell::Shell;
+use crate::vm::monitor::{made_up_report, CrashMonitor, Verdict as Watch};
 use crate::vm::{Vm, VmSpec};
 
 /// One program to replay.
@@ -134,8 +135,8 @@ pub fn collect(
             add(path, src, None);
         }
     }
-    for e in crate::fuzz::crashes::list(crashes_dir) {
-        let syz = e.dir.join("repro.syz");
+    for e in crate::crash_dir::list(crashes_dir) {
+        let syz = e.crash_dir().repro_syz();
         if let Ok(src) = std::fs::read_to_string(&syz) {
             add(syz, src, Some(e.title));
         }
@@ -182,7 +183,7 @@ pub fn replay(
                         }
                     };
                     failures = 0;
-                    let mut scan_from = vm.console().offset();
+                    let mut monitor = CrashMonitor::new(&vm);
                     loop {
                         let Some(i) = queue.lock().ok().and_then(|mut q| q.pop_front()) else {
                             vm.shutdown();
@@ -207,7 +208,7 @@ pub fn replay(
                             reached.extend(reached_keys(r, symbols));
                             if attempt == 2
                                 || recorded.iter().all(|k| reached.contains(k))
-                                || !report::parse(&vm.console().since(scan_from).0).is_empty()
+                                || monitor.seen(&vm)
                             {
                                 break;
                             }
@@ -222,8 +223,9 @@ pub fn replay(
                                 res = Err(e);
                             }
                         }
-                        let (text, complete) = vm.console().since_lines(scan_from);
-                        let crashed = res.is_err() || !report::parse(&text).is_empty();
+                        let broken = res.as_ref().err().map(|e| format!("{e:#}"));
+                        let verdict = monitor.check(&mut vm, broken.as_deref());
+                        let crashed = verdict.crashed();
                         let mut r = ItemResult {
                             path: item.path.clone(),
                             verdict: Verdict::Ok,
@@ -240,26 +242,24 @@ pub fn replay(
                                 .cloned()
                                 .collect(),
                         };
-                        if crashed {
-                            std::thread::sleep(vm.scaled(Duration::from_millis(700)));
-                            let (text, _) = vm.console().since(scan_from);
-                            let rep = report::parse(&text).into_iter().next();
-                            let title = rep.as_ref().map_or_else(
-                                || "lost connection to the guest".to_string(),
-                                |r| r.title.clone(),
-                            );
+                        let report = match verdict {
+                            Watch::Crash(rep) => Some(rep),
+                            Watch::Flooded => Some(made_up_report(
+                                CrashKind::LostConnection,
+                                "the guest printed faster than its console is kept",
+                            )),
+                            Watch::NoCrash => None,
+                        };
+                        if let Some(rep) = report {
                             r.verdict = match &item.repro_of {
                                 None => Verdict::NewCrash,
-                                Some(t) if *t == title => Verdict::StillBroken,
+                                Some(t) if *t == rep.title => Verdict::StillBroken,
                                 Some(_) => Verdict::OtherCrash,
                             };
-                            r.report = rep.map(|r| r.report);
-                            r.title = Some(title);
-                        } else {
-                            scan_from = complete;
-                            if item.repro_of.is_some() {
-                                r.verdict = Verdict::Fixed;
-                            }
+                            r.title = Some(rep.title);
+                            r.report = Some(rep.report);
+                        } else if item.repro_of.is_some() {
+                            r.verdict = Verdict::Fixed;
                         }
                         if res.is_ok() && !recorded.is_empty() {
                             r.recorded_cover = recorded.len();

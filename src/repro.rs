@@ -12,8 +12,10 @@ use kfuzz_prog::types::TypeKind;
 use kfuzz_prog::{csource, exec, minimize, prog, text};
 use kfuzz_wire::{ExecOpts, Sandbox};
 
-use crate::report;
+use crate::crash_dir::CrashDir;
+use crate::report::{self, CrashKind};
 use crate::shell::Shell;
+use crate::vm::monitor::{CrashMonitor, Verdict};
 use crate::vm::{Vm, VmSpec};
 
 /// Programs tried one by one before the log is bisected.
@@ -254,27 +256,29 @@ impl<'a> Reproducer<'a> {
         let mut id = self.next_id;
         let wanted = self.title.clone();
         let vm = self.vm()?;
-        let start = vm.console().offset();
-        let mut failed = false;
+        let mut monitor = CrashMonitor::new(vm);
+        let mut broken = None;
         'runs: for _ in 0..o.repeat.max(1) {
             for e in &encoded {
                 id += 1;
-                if vm.exec(id, e, &eo).is_err() {
-                    failed = true;
+                if let Err(e) = vm.exec(id, e, &eo) {
+                    broken = Some(format!("{e:#}"));
                     break 'runs;
                 }
-                if !report::parse(&vm.console().since(start).0).is_empty() {
+                if monitor.seen(vm) {
                     break 'runs;
                 }
             }
         }
-        // A crash may print a moment after the call returned.
-        std::thread::sleep(Duration::from_millis(300) * scale);
-        let text = vm.console().since(start).0;
-        let title = match report::crash_title(&text, Some(&wanted)) {
-            Some(t) => Some(t),
-            None if failed || vm.exited() => Some("lost connection to the guest".to_string()),
-            None => None,
+        let title = match monitor.check_last(vm, broken.as_deref(), &wanted) {
+            Verdict::Crash(r) => Some(r.title),
+            Verdict::Flooded => Some(
+                CrashKind::LostConnection
+                    .made_up_title()
+                    .unwrap_or_default()
+                    .to_string(),
+            ),
+            Verdict::NoCrash => None,
         };
         self.next_id = id;
         // The next run gets a fresh kernel after a crash; and after every run when VMs come
@@ -498,13 +502,19 @@ impl<'a> Reproducer<'a> {
         let _ = std::fs::remove_file(&bin);
         let scale = self.spec.accel.timeout_scale();
         let mut crashed = false;
+        let wanted = self.title.clone();
         for attempt in 1..=2 {
             let vm = self.vm()?;
-            let start = vm.console().offset();
+            let mut monitor = CrashMonitor::new(vm);
             vm.write_file("/tmp/repro", &data, 0o755)?;
-            let _ = vm.command(&["/tmp/repro".to_string()], Duration::from_secs(10) * scale);
-            std::thread::sleep(Duration::from_millis(300) * scale);
-            let title = report::crash_title(&vm.console().since(start).0, Some(&self.title));
+            let broken = vm
+                .command(&["/tmp/repro".to_string()], Duration::from_secs(10) * scale)
+                .err()
+                .map(|e| format!("{e:#}"));
+            let title = match monitor.check_last(vm, broken.as_deref(), &wanted) {
+                Verdict::Crash(r) => Some(r.title),
+                Verdict::NoCrash | Verdict::Flooded => None,
+            };
             self.vm = None;
             crashed = title.as_deref() == Some(self.title.as_str());
             self.step(format!(
@@ -545,11 +555,11 @@ pub struct Written {
 }
 
 /// Writes `repro.syz` (options header, then the program) and `repro.c`.
-pub fn write_repro(dir: &Path, target: &Target, o: &Outcome) -> anyhow::Result<Written> {
-    let syz = dir.join("repro.syz");
+pub fn write_repro(dir: &CrashDir, target: &Target, o: &Outcome) -> anyhow::Result<Written> {
+    let syz = dir.repro_syz();
     let body = format!("{}\n{}", o.opts.header(), text::format(target, &o.prog));
     crate::fsutil::write_atomic(&syz, body.as_bytes())?;
-    let c = dir.join("repro.c");
+    let c = dir.repro_c();
     let scale_ms = 300;
     let csrc = csource::generate(
         target,
@@ -569,7 +579,7 @@ pub fn write_repro(dir: &Path, target: &Target, o: &Outcome) -> anyhow::Result<W
     Ok(Written {
         syz,
         c,
-        log: dir.join("repro.log"),
+        log: dir.repro_log(),
     })
 }
 
@@ -613,7 +623,7 @@ pub fn reproduce_into(
     log: &str,
     title: &str,
     sandbox: Sandbox,
-    out_dir: &Path,
+    out_dir: &CrashDir,
     shell: &Shell,
     cancel: Option<&std::sync::atomic::AtomicBool>,
 ) -> anyhow::Result<Option<Summary>> {
@@ -624,7 +634,7 @@ pub fn reproduce_into(
              text)"
         );
     }
-    let mut r = Reproducer::new(target, spec, title, shell).log_to(&out_dir.join("repro.log"));
+    let mut r = Reproducer::new(target, spec, title, shell).log_to(&out_dir.repro_log());
     if let Some(c) = cancel {
         r = r.cancel_on(c);
     }
@@ -643,7 +653,7 @@ pub fn reproduce_into(
     let found = result?;
     let Some((o, files)) = found else {
         steps.push_str("not reproduced\n");
-        crate::fsutil::write_atomic(&out_dir.join("repro.log"), steps.as_bytes())?;
+        crate::fsutil::write_atomic(&out_dir.repro_log(), steps.as_bytes())?;
         return Ok(None);
     };
     let s = Summary {
@@ -659,7 +669,7 @@ pub fn reproduce_into(
     steps.push_str(&format!("reproduced {}\n", s.line()));
     crate::fsutil::write_atomic(&files.log, steps.as_bytes())?;
     crate::fsutil::write_atomic(
-        &out_dir.join("repro.json"),
+        &out_dir.repro_json(),
         format!("{:#}\n", serde_json::to_value(&s)?).as_bytes(),
     )?;
     Ok(Some(s))

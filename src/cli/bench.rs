@@ -266,9 +266,9 @@ fn recovery(
         let (mut back, mut ready) = (Vec::new(), Vec::new());
         for i in 0..crashes {
             vm.provoke_crash("BUG")?;
-            let title = vm.wait_crash(vm.scaled(Duration::from_secs(30)));
+            let report = vm.wait_crash(vm.scaled(Duration::from_secs(30)));
             let crashed = Instant::now();
-            let Some(title) = title else {
+            let Some(title) = report.map(|r| r.title) else {
                 anyhow::bail!("vm0: LKDTM BUG did not crash the guest");
             };
             drop(vm);

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 
-use crate::fuzz::crashes;
+use crate::crash_dir;
 use crate::shell::Shell;
 
 /// List the crashes found: count, first and last seen, and whether reproducers exist
@@ -41,7 +41,7 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
     if dir.exists() && !dir.is_dir() {
         bail!("{} is not a directory", dir.display());
     }
-    let list = crashes::list(&dir);
+    let list = crash_dir::list(&dir);
     if list.is_empty() {
         shell.status("Crashes", format!("none in {}", dir.display()));
     }
@@ -55,8 +55,8 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
         shell.println(format!(
             "{:>5}x  first {}  last {}  repro: {:>3} {:<18}  {}\n        {}",
             e.count,
-            crashes::utc(e.first_seen),
-            crashes::utc(e.last_seen),
+            crate::shell::utc(e.first_seen),
+            crate::shell::utc(e.last_seen),
             if e.syz_repro { "syz" } else { "-" },
             c,
             e.title,

@@ -13,8 +13,10 @@ use kfuzz_wire::{ExecOpts, ExecResult};
 
 use super::run::SandboxArg;
 use super::syscalls::TargetArgs;
+use crate::crash_dir::CrashDir;
 use crate::report;
 use crate::shell::Shell;
+use crate::vm::monitor::{CrashMonitor, Verdict};
 use crate::vm::{Accel, Vm};
 
 /// Run program files (syzkaller text format) in a VM and print each call's result
@@ -121,16 +123,13 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
         }
     }
     let state = Mutex::new(Session {
+        monitor: CrashMonitor::new(&vm),
         vm,
-        scan_from: 0,
         crash: None,
         cover: HashSet::new(),
         next_run: args.repeat.max(1),
         next_id: 0,
     });
-    if let Ok(mut st) = state.lock() {
-        st.scan_from = st.vm.console().offset();
-    }
     std::thread::scope(|scope| {
         for proc in procs {
             let (queue, state, progs, opts, stop, workdir) =
@@ -168,7 +167,8 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
                     Err(e) => shell.warn(format!("{}: {e:#}", path.display())),
                 }
                 let program = lines.join("\n");
-                if st.look_for_crash(res.is_err(), id, &program, workdir, shell) {
+                let broken = res.as_ref().err().map(|e| format!("{e:#}"));
+                if st.look_for_crash(broken.as_deref(), id, &program, workdir, shell) {
                     stop.store(true, Ordering::SeqCst);
                     return;
                 }
@@ -195,7 +195,7 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
 
 struct Session {
     vm: Vm,
-    scan_from: u64,
+    monitor: CrashMonitor,
     crash: Option<String>,
     cover: HashSet<u64>,
     next_run: u64,
@@ -203,29 +203,26 @@ struct Session {
 }
 
 impl Session {
-    /// Looks at the console for a report (waiting for the rest of it when the guest is going
-    /// away); saves and prints it. True when the session must end.
+    /// Asks the crash monitor about the console (`broken`: the program got no answer); saves
+    /// and prints a crash. True when the session must end.
     fn look_for_crash(
         &mut self,
-        dying: bool,
+        broken: Option<&str>,
         id: u64,
         program: &str,
         workdir: &std::path::Path,
         shell: &Shell,
     ) -> bool {
-        let (text, complete) = self.vm.console().since_lines(self.scan_from);
-        if report::parse(&text).is_empty() && !dying {
-            self.scan_from = complete;
-            return false;
-        }
-        std::thread::sleep(
-            self.vm
-                .scaled(Duration::from_millis(if dying { 1500 } else { 700 })),
-        );
-        let (text, end) = self.vm.console().since(self.scan_from);
-        self.scan_from = end;
-        let Some(r) = report::parse(&text).into_iter().next() else {
-            return dying;
+        let r = match self.monitor.check(&mut self.vm, broken) {
+            Verdict::Crash(r) => r,
+            Verdict::NoCrash => return false,
+            Verdict::Flooded => {
+                shell.warn(format!(
+                    "the guest printed faster than its console is kept (its output: {})",
+                    self.vm.console_log().display()
+                ));
+                return true;
+            }
         };
         let log: String = self
             .vm
@@ -239,10 +236,11 @@ impl Session {
             })
             .map(|l| l + "\n")
             .collect();
-        match crate::fuzz::crashes::save(&workdir.join("crashes"), &r, &log) {
-            Ok((dir, _)) => {
-                shell.note("Crash", format!("{} ({})", r.title, dir.display()));
-                shell.json(&serde_json::json!({"reason": "crash", "title": r.title, "kind": r.kind, "dir": dir}));
+        let dir = CrashDir::for_title(&workdir.join("crashes"), &r.title);
+        match dir.save(&r, &r.report, &log) {
+            Ok(_) => {
+                shell.note("Crash", format!("{} ({})", r.title, dir.path().display()));
+                shell.json(&serde_json::json!({"reason": "crash", "title": r.title, "kind": r.kind, "dir": dir.path()}));
             }
             Err(e) => shell.warn(format!("cannot save crash {:?}: {e:#}", r.title)),
         }

@@ -6,6 +6,7 @@ use anyhow::Context;
 
 use super::run::SandboxArg;
 use super::syscalls::TargetArgs;
+use crate::crash_dir::CrashDir;
 use crate::repro;
 use crate::shell::Shell;
 use crate::vm::Accel;
@@ -28,9 +29,6 @@ pub struct Args {
     pub guest: super::boot::GuestArgs,
 }
 
-/// The files `kfuzz repro` writes into its output folder.
-const OUTPUTS: [&str; 4] = ["repro.syz", "repro.c", "repro.log", "repro.json"];
-
 /// Checks the output folder before any work: a folder (made when `-o` names a new one), and none
 /// of the files written there is the log being read.
 fn prepare_output(args: &Args) -> anyhow::Result<()> {
@@ -44,17 +42,23 @@ fn prepare_output(args: &Args) -> anyhow::Result<()> {
             .unwrap_or_default(),
     };
     let inputs = if args.crash.is_dir() {
-        vec![args.crash.join("log0"), args.crash.join("description")]
+        let crash = CrashDir::at(&args.crash);
+        vec![crash.log(0), crash.description()]
     } else {
         vec![args.crash.clone()]
     };
-    for name in OUTPUTS {
-        let out = out_dir.join(name);
-        if let Some(input) = inputs.iter().find(|i| crate::fsutil::same_file(&out, i)) {
+    let outputs = CrashDir::at(out_dir).repro_outputs();
+    for out in &outputs {
+        if let Some(input) = inputs.iter().find(|i| crate::fsutil::same_file(out, i)) {
+            let names: Vec<String> = outputs
+                .iter()
+                .filter_map(|o| o.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .collect();
             anyhow::bail!(
                 "kfuzz repro writes {} and would write over {}, the log it reads; give another \
                  folder with -o",
-                OUTPUTS.join(", "),
+                names.join(", "),
                 input.display()
             );
         }
@@ -71,19 +75,9 @@ fn prepare_output(args: &Args) -> anyhow::Result<()> {
 pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
     prepare_output(&args)?;
     let (log, title, out_dir) = if args.crash.is_dir() {
-        let d = &args.crash;
-        let title = std::fs::read_to_string(d.join("description"))
-            .with_context(|| {
-                format!(
-                    "{} has no description: is it a crash directory?",
-                    d.display()
-                )
-            })?
-            .trim()
-            .to_string();
-        let log = std::fs::read_to_string(d.join("log0"))
-            .with_context(|| format!("cannot read {}", d.join("log0").display()))?;
-        (log, title, d.clone())
+        let d = CrashDir::at(&args.crash);
+        let title = d.title()?;
+        (d.first_log()?, title, args.crash.clone())
     } else {
         let log = std::fs::read_to_string(&args.crash)
             .with_context(|| format!("cannot read {}", args.crash.display()))?;
@@ -116,7 +110,7 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
         &log,
         &title,
         args.sandbox.into(),
-        &out_dir,
+        &CrashDir::at(&out_dir),
         shell,
         None,
     )
@@ -126,12 +120,15 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
             shell.status("Reproduced", s.line());
             shell.println(format!("syz: {}", s.syz.display()));
             shell.println(format!("C:   {}", s.c.display()));
-            shell.println(format!("log: {}", out_dir.join("repro.log").display()));
+            shell.println(format!(
+                "log: {}",
+                CrashDir::at(&out_dir).repro_log().display()
+            ));
             shell.json(&serde_json::json!({"reason": "repro", "reproduced": true, "result": s}));
             Ok(0)
         }
         None => {
-            let path = out_dir.join("repro.log");
+            let path = CrashDir::at(&out_dir).repro_log();
             shell.warn(format!(
                 "{title:?} was not reproduced (steps in {})",
                 path.display()

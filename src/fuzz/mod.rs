@@ -3,7 +3,6 @@
 //! crash reports. Knows nothing of clap; reports through `Shell` and `Stats`.
 
 pub mod corpus;
-pub mod crashes;
 pub mod mix;
 pub mod probe;
 mod triage;
@@ -22,8 +21,10 @@ use kfuzz_prog::{exec, mutate, text};
 use kfuzz_wire::{ExecOpts, ExecResult, Sandbox};
 use rand::{Rng, SeedableRng};
 
-use crate::report::{self, CrashKind, CrashReport};
+use crate::crash_dir::CrashDir;
+use crate::report::{self, CrashReport};
 use crate::shell::Shell;
+use crate::vm::monitor::{CrashMonitor, Verdict};
 use crate::vm::{Proc, Vm, VmSpec};
 use mix::{Mix, WorkKind};
 
@@ -137,8 +138,7 @@ struct VmSlot {
 
 struct VmInner {
     vm: Vm,
-    /// Console offset up to which reports were looked for.
-    scan_from: u64,
+    monitor: CrashMonitor,
 }
 
 /// What a proc thread works with.
@@ -162,7 +162,7 @@ pub struct Fuzzer {
     recent: Mutex<VecDeque<(u64, String)>>,
     shell: Shell,
     /// New crash titles (their directories) for the reproducer thread.
-    repro_queue: Mutex<VecDeque<(PathBuf, String)>>,
+    repro_queue: Mutex<VecDeque<(CrashDir, String)>>,
     /// Why the run stopped early: what it found could not be kept (a full disk), or the guest
     /// setup failed.
     fatal: Mutex<Option<String>>,
@@ -448,9 +448,9 @@ impl Fuzzer {
                 *p = all;
             }
         }
-        let scan_from = vm.console().offset();
+        let monitor = CrashMonitor::new(&vm);
         let slot = VmSlot {
-            inner: Mutex::new(VmInner { vm, scan_from }),
+            inner: Mutex::new(VmInner { vm, monitor }),
             dead: AtomicBool::new(false),
         };
         std::thread::scope(|scope| {
@@ -731,7 +731,7 @@ impl Fuzzer {
                 }
                 let ran = r.calls.iter().filter(|c| c.executed).count() as u64;
                 self.stats.calls.fetch_add(ran, Ordering::SeqCst);
-                if self.check_console(&mut inner, false) {
+                if self.check_console(&mut inner) {
                     ctx.slot.dead.store(true, Ordering::SeqCst);
                     return None;
                 }
@@ -749,84 +749,49 @@ impl Fuzzer {
             }
             Err(e) => {
                 ctx.slot.dead.store(true, Ordering::SeqCst);
-                if self.stop.load(Ordering::SeqCst) || self.check_console(&mut inner, true) {
-                    // Stopping (the answer is not waited for), or a crash was recorded.
+                if self.stop.load(Ordering::SeqCst) {
+                    // Stopping: the answer is not waited for.
                     return None;
                 }
-                if inner.vm.console().flooded() {
-                    // A printk storm is given up on, not titled: what printed it is in the log.
-                    self.stats.floods.fetch_add(1, Ordering::SeqCst);
-                    // Kept apart: the next boot writes console.log afresh.
-                    let log = inner.vm.console_log();
-                    let kept = log.with_file_name("console.flooded.log");
-                    let shown = if std::fs::rename(&log, &kept).is_ok() {
-                        kept
-                    } else {
-                        log
-                    };
-                    self.shell.warn(format!(
-                        "{e:#}; booting it again (its output: {})",
-                        shown.display()
-                    ));
-                    self.shell.json(&serde_json::json!({"reason": "vm-flooded", "vm": inner.vm.index, "log": shown}));
-                } else {
-                    let kind = if inner.vm.exited() {
-                        CrashKind::LostConnection
-                    } else {
-                        CrashKind::NoOutput
-                    };
-                    let title = if kind == CrashKind::NoOutput {
-                        "no output from the guest"
-                    } else {
-                        "lost connection to the guest"
-                    };
-                    let r = CrashReport {
-                        title: title.into(),
-                        kind,
-                        report: format!("{e:#}"),
-                        line: 0,
-                        truncated: false,
-                        corrupted: false,
-                    };
-                    self.record_crash(&inner.vm, &r);
+                let why = format!("{e:#}");
+                let VmInner { vm, monitor } = &mut *inner;
+                match monitor.check(vm, Some(&why)) {
+                    Verdict::Crash(r) => self.record_crash(vm, &r),
+                    Verdict::NoCrash => {}
+                    Verdict::Flooded => {
+                        // A printk storm is given up on, not titled: what printed it is in
+                        // the log.
+                        self.stats.floods.fetch_add(1, Ordering::SeqCst);
+                        // Kept apart: the next boot writes console.log afresh.
+                        let log = vm.console_log();
+                        let kept = log.with_file_name("console.flooded.log");
+                        let shown = if std::fs::rename(&log, &kept).is_ok() {
+                            kept
+                        } else {
+                            log
+                        };
+                        self.shell.warn(format!(
+                            "{why}; booting it again (its output: {})",
+                            shown.display()
+                        ));
+                        self.shell.json(&serde_json::json!({"reason": "vm-flooded", "vm": vm.index, "log": shown}));
+                    }
                 }
                 None
             }
         }
     }
 
-    /// Looks for a report in the console since the last look. `dying`: the VM is going away,
-    /// so wait for the rest of the report. Returns true when a crash was recorded.
-    fn check_console(&self, inner: &mut VmInner, dying: bool) -> bool {
-        let VmInner { vm, scan_from } = inner;
-        let (text, complete) = vm.console().since_lines(*scan_from);
-        let mut reports = report::parse(&text);
-        if reports.is_empty() && !dying {
-            // Nothing there: the next look starts after it (parsing the whole console after
-            // each program made a long run slower and slower).
-            *scan_from = complete;
-            return false;
-        }
-        // Let the kernel finish printing (a panic ends QEMU; a WARNING goes on).
-        let settle =
-            Instant::now() + vm.scaled(Duration::from_millis(if dying { 1500 } else { 700 }));
-        while Instant::now() < settle && !vm.exited() {
-            // A WARNING or BUG report is whole once its end line is there.
-            if vm.console().since(*scan_from).0.contains("---[ end trace") {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-        let (text, end) = vm.console().since(*scan_from);
-        reports = report::parse(&text);
-        *scan_from = end;
-        match reports.into_iter().next() {
-            Some(r) => {
+    /// Looks for a report in the console since the last look (the crash monitor's policy);
+    /// records it. Returns true when a crash was recorded.
+    fn check_console(&self, inner: &mut VmInner) -> bool {
+        let VmInner { vm, monitor } = inner;
+        match monitor.check(vm, None) {
+            Verdict::Crash(r) => {
                 self.record_crash(vm, &r);
                 true
             }
-            None => false,
+            Verdict::NoCrash | Verdict::Flooded => false,
         }
     }
 
@@ -850,11 +815,19 @@ impl Fuzzer {
         out
     }
 
+    /// The report as a developer reads it: frames with their source lines when vmlinux has
+    /// DWARF.
+    fn readable_report(&self, r: &CrashReport) -> String {
+        r.report.clone()
+    }
+
     fn record_crash(&self, vm: &Vm, r: &CrashReport) {
         let log = self.expand_log(&vm.console().tail_text());
-        let dir = self.opts.workdir.join("crashes");
-        match crashes::save(&dir, r, &log) {
-            Ok((path, new)) => {
+        let dir = CrashDir::for_title(&self.opts.workdir.join("crashes"), &r.title);
+        let report = self.readable_report(r);
+        match dir.save(r, &report, &log) {
+            Ok(new) => {
+                let path = dir.path();
                 self.stats.crashes.fetch_add(1, Ordering::SeqCst);
                 if let Ok(mut s) = self.state.lock() {
                     *s.crash_titles.entry(r.title.clone()).or_default() += 1;
@@ -868,10 +841,10 @@ impl Fuzzer {
                         format!("{} (vm{}, {})", r.title, vm.index, path.display()),
                     );
                     self.shell.json(&serde_json::json!({"reason": "crash", "title": r.title, "kind": r.kind, "dir": path}));
-                    let hang = matches!(r.kind, CrashKind::NoOutput | CrashKind::LostConnection);
+                    let hang = r.kind.made_up_title().is_some();
                     if self.opts.reproduce && !hang {
                         if let Ok(mut q) = self.repro_queue.lock() {
-                            q.push_back((path.clone(), r.title.clone()));
+                            q.push_back((dir.clone(), r.title.clone()));
                         }
                     }
                 }
@@ -892,7 +865,7 @@ impl Fuzzer {
                 std::thread::sleep(Duration::from_millis(250));
                 continue;
             };
-            let log = std::fs::read_to_string(dir.join("log0")).unwrap_or_default();
+            let log = dir.first_log().unwrap_or_default();
             let started = Instant::now();
             let r = crate::repro::reproduce_into(
                 &self.opts.target,

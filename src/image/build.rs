@@ -213,7 +213,7 @@ pub fn read_record(dir: &Path, name: &str) -> Option<BuildRecord> {
 
 /// `2026-11-30 10:40 UTC` for seconds since the epoch.
 pub fn utc_time(secs: u64) -> String {
-    let full = crate::fuzz::crashes::utc(secs);
+    let full = crate::shell::utc(secs);
     let minutes = full.rsplit_once(':').map_or(full.as_str(), |(m, _)| m);
     format!("{minutes} UTC")
 }

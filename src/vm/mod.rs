@@ -3,6 +3,7 @@
 
 pub mod boot;
 pub mod console;
+pub mod monitor;
 pub mod proc;
 pub mod qemu;
 pub mod reaper;
@@ -584,21 +585,10 @@ impl Vm {
             .with_context(|| format!("vm{}: sending to the executor", self.index))
     }
 
-    /// Waits until the console shows a crash report or QEMU exits: the title (or None if
-    /// QEMU exited without one, or `timeout` passed).
-    pub fn wait_crash(&mut self, timeout: Duration) -> Option<String> {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Some(t) = crate::report::crash_title(&self.console.since(0).0, None) {
-                return Some(t);
-            }
-            if self.exited() {
-                std::thread::sleep(Duration::from_millis(50));
-                return crate::report::crash_title(&self.console.since(0).0, None);
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        None
+    /// Waits until the console shows a whole crash report: the report (None if QEMU exited
+    /// without one, or `timeout` passed). See `monitor::CrashMonitor::wait`.
+    pub fn wait_crash(&mut self, timeout: Duration) -> Option<crate::report::CrashReport> {
+        monitor::CrashMonitor::from_boot().wait(self, timeout)
     }
 
     pub fn console(&self) -> &console::Console {
