@@ -567,11 +567,7 @@ pub fn write_repro(dir: &CrashDir, target: &Target, o: &Outcome) -> anyhow::Resu
         &csource::Options {
             threaded: o.opts.threaded,
             repeat: u64::from(o.opts.repeat),
-            sandbox: match o.opts.sandbox {
-                Sandbox::None => csource::Sandbox::None,
-                Sandbox::Setuid => csource::Sandbox::Setuid,
-                Sandbox::Namespace => csource::Sandbox::Namespace,
-            },
+            sandbox: o.opts.sandbox,
             call_timeout_ms: scale_ms,
         },
     );

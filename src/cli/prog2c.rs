@@ -31,16 +31,6 @@ pub struct Args {
     pub target: TargetArgs,
 }
 
-impl From<SandboxArg> for csource::Sandbox {
-    fn from(s: SandboxArg) -> Self {
-        match s {
-            SandboxArg::None => csource::Sandbox::None,
-            SandboxArg::Setuid => csource::Sandbox::Setuid,
-            SandboxArg::Namespace => csource::Sandbox::Namespace,
-        }
-    }
-}
-
 pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
     if let Some(out) = &args.output {
         crate::fsutil::ensure_not_an_input("-o", out, [args.program.as_path()])?;

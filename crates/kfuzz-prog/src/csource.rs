@@ -15,13 +15,8 @@ use crate::types::TypeKind;
 
 mod pseudo;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Sandbox {
-    #[default]
-    None,
-    Setuid,
-    Namespace,
-}
+/// The executor's sandboxes, which a C reproducer sets up the same way.
+pub use kfuzz_wire::Sandbox;
 
 #[derive(Debug, Clone, Default)]
 pub struct Options {
