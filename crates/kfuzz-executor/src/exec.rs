@@ -245,7 +245,7 @@ impl Executor {
 
     pub fn run(&mut self, id: u64, prog: &ExecProg, opts: &ExecOpts) -> ExecResult {
         let started = now_us();
-        let line = format!("kfuzz: executing program {id} on proc {}\n", self.proc);
+        let line = kfuzz_wire::program_marker_line(id, self.proc);
         let logged = self
             .kmsg
             .as_mut()

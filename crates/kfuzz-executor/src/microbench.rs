@@ -56,7 +56,7 @@ pub fn run() -> i32 {
     time("write /dev/kmsg", n, || {
         use std::io::Write;
         if let Some(k) = kmsg.as_mut() {
-            let _ = k.write_all(b"kfuzz: executing program 123456\n");
+            let _ = k.write_all(kfuzz_wire::program_marker_line(123_456, 0).as_bytes());
         }
     });
     time("mkdir+rmdir in /tmp", n, || {

@@ -83,6 +83,29 @@ pub struct Handshake {
     pub features: Features,
 }
 
+/// What the executor prints on the console (through /dev/kmsg) before each program, followed by
+/// `<id> on proc <proc>`: the host, which knows each id's program, finds a crash's programs by
+/// it. Written by `program_marker_line`, read by `parse_program_marker`, nowhere else.
+pub const PROGRAM_MARKER: &str = "kfuzz: executing program ";
+
+/// The console line announcing program `id` on worker `proc`, newline included.
+pub fn program_marker_line(id: u64, proc: u32) -> String {
+    format!("{PROGRAM_MARKER}{id} on proc {proc}\n")
+}
+
+/// The program id (and proc, when the line has it) of a console line holding the marker,
+/// whatever precedes it (timestamps, caller ids).
+pub fn parse_program_marker(line: &str) -> Option<(u64, Option<u32>)> {
+    let rest = line.split(PROGRAM_MARKER).nth(1)?;
+    let mut words = rest.split_whitespace();
+    let id = words.next()?.parse().ok()?;
+    let proc = match (words.next(), words.next()) {
+        (Some("on"), Some("proc")) => words.next().and_then(|p| p.parse().ok()),
+        _ => None,
+    };
+    Some((id, proc))
+}
+
 /// Host → guest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HostMsg {
@@ -92,8 +115,7 @@ pub enum HostMsg {
     CoverageProbe,
     /// Run one program in a forked child with KCOV and return per-call results.
     Exec {
-        /// `kfuzz: executing program <id> on proc <proc>` is printed on the console before the
-        /// program runs;
+        /// `program_marker_line(id, proc)` is printed on the console before the program runs;
         /// the host, which knows each id's text, puts the programs into crash logs.
         id: u64,
         /// The worker process (0..procs) that runs it; procs run their programs concurrently
@@ -493,6 +515,19 @@ pub fn read_msg<R: Read, T: DeserializeOwned>(r: &mut R) -> Result<T, WireError>
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_program_marker_reads_back_what_the_executor_prints() {
+        let line = program_marker_line(42, 3);
+        assert_eq!(line, "kfuzz: executing program 42 on proc 3\n");
+        let console = format!("[   12.5][ T77] {line}");
+        assert_eq!(parse_program_marker(&console), Some((42, Some(3))));
+        assert_eq!(
+            parse_program_marker("kfuzz: executing program 7"),
+            Some((7, None))
+        );
+        assert_eq!(parse_program_marker("kfuzz: executing program x"), None);
+    }
+
     #[test]
     fn the_data_areas_are_kfuzz_s_and_syzkaller_s() {
         assert_eq!(data_room(0x2000_0000), Some(DATA_SIZE));
