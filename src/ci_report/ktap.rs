@@ -84,10 +84,14 @@ pub fn write(run: &RegressRun) -> String {
                         let _ = writeln!(out, "# {name}: saved for: {}", data(t));
                     }
                 }
+                // The oops as it was printed, its indentation kept.
                 for line in r.report.as_deref().unwrap_or("").lines() {
-                    let line = data(line);
-                    if !line.is_empty() {
-                        let _ = writeln!(out, "# {line}");
+                    let line: String = line
+                        .chars()
+                        .map(|c| if c.is_control() { ' ' } else { c })
+                        .collect();
+                    if !line.trim().is_empty() {
+                        let _ = writeln!(out, "# {}", line.trim_end());
                     }
                 }
             }
