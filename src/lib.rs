@@ -1,5 +1,6 @@
 //! kfuzz as a library: the operations behind the `kfuzz` command, usable without the CLI.
 
+pub mod ci_report;
 pub mod cli;
 pub mod crash_dir;
 pub mod descriptions;

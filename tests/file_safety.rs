@@ -377,6 +377,36 @@ fn an_output_never_names_an_input() {
             ],
             "name the same file",
         ),
+        (
+            vec![
+                o("regress"),
+                o("--ktap"),
+                o("r.ktap"),
+                o("--junit"),
+                o("./r.ktap"),
+            ],
+            "`--junit` and `--ktap` name the same file",
+        ),
+        (
+            vec![
+                o("regress"),
+                o("--kcidb"),
+                o("r.json"),
+                o("--json"),
+                o("sub/../r.json"),
+            ],
+            "`--kcidb` and `--json` name the same file",
+        ),
+        (
+            vec![
+                o("regress"),
+                o("--ktap"),
+                p(&hard),
+                o("--corpus"),
+                p(tmp.path()),
+            ],
+            "names the input",
+        ),
     ];
     for (args, says) in cases {
         let out = kfuzz()
@@ -391,6 +421,7 @@ fn an_output_never_names_an_input() {
     assert_eq!(std::fs::read_to_string(&prog).unwrap(), text);
     assert_eq!(std::fs::read_to_string(&log).unwrap(), "a console log\n");
     assert!(!tmp.path().join("r.json").exists());
+    assert!(!tmp.path().join("r.ktap").exists());
 }
 
 #[test]

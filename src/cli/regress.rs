@@ -1,5 +1,5 @@
 //! `kfuzz regress [--corpus DIR…] [--baseline REF] [--vms N] [--timeout T] [--junit FILE]
-//! [--json FILE]`
+//! [--ktap FILE] [--kcidb FILE] [--json FILE]`
 //!
 //! Exit status: 0 clean; 1 a new crash (a corpus program crashed the kernel; with a baseline,
 //! and not the baseline the same way); 2 more coverage lost than
@@ -12,6 +12,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::syscalls::TargetArgs;
+use crate::ci_report::provenance::TestedKernel;
+use crate::ci_report::{self, CoverageSummary, RegressRun};
 use crate::kernel::baseline;
 use crate::kernel::build::{self, BuildOptions, BuildOutcome};
 use crate::regress::{self, Verdict};
@@ -35,6 +37,12 @@ pub struct Args {
     /// Write a JUnit report here
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Write the results as KTAP (as kselftest and KUnit print them) here
+    #[arg(long, value_name = "FILE")]
+    pub ktap: Option<PathBuf>,
+    /// Write the results as KernelCI's KCIDB JSON (schema v5.3) here
+    #[arg(long, value_name = "FILE")]
+    pub kcidb: Option<PathBuf>,
     /// Write the results as JSON here
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -61,16 +69,27 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
     }
 }
 
-/// `--junit` and `--json` name files of their own: not each other, not the kernel, not a file
-/// of a corpus being replayed.
+/// `--junit`, `--ktap`, `--kcidb` and `--json` name files of their own: not each other, not
+/// the kernel, not a file of a corpus being replayed.
 fn check_outputs(args: &Args, corpus_dirs: &[PathBuf]) -> anyhow::Result<()> {
-    let outputs = [("--junit", &args.junit), ("--json", &args.json)];
-    if let (Some(j), Some(x)) = (&args.junit, &args.json) {
-        if crate::fsutil::canonical(j)? == crate::fsutil::canonical(x)? {
-            anyhow::bail!(
-                "`--junit` and `--json` name the same file ({}); give each its own",
-                j.display()
-            );
+    let outputs = [
+        ("--junit", &args.junit),
+        ("--ktap", &args.ktap),
+        ("--kcidb", &args.kcidb),
+        ("--json", &args.json),
+    ];
+    let named: Vec<(&str, &PathBuf)> = outputs
+        .iter()
+        .filter_map(|(flag, out)| out.as_ref().map(|o| (*flag, o)))
+        .collect();
+    for (i, (flag, out)) in named.iter().enumerate() {
+        for (other_flag, other) in &named[i + 1..] {
+            if crate::fsutil::canonical(out)? == crate::fsutil::canonical(other)? {
+                anyhow::bail!(
+                    "`{flag}` and `{other_flag}` name the same file ({}); give each its own",
+                    out.display()
+                );
+            }
         }
     }
     let corpus_files: Vec<PathBuf> = corpus_dirs
@@ -78,8 +97,7 @@ fn check_outputs(args: &Args, corpus_dirs: &[PathBuf]) -> anyhow::Result<()> {
         .filter_map(|d| std::fs::read_dir(d).ok())
         .flat_map(|rd| rd.flatten().map(|e| e.path()))
         .collect();
-    for (flag, out) in outputs {
-        let Some(out) = out else { continue };
+    for (flag, out) in named {
         let inputs = args.kernel.iter().chain(&corpus_files);
         crate::fsutil::ensure_not_an_input(flag, out, inputs.map(|p| p.as_path()))?;
     }
@@ -88,6 +106,7 @@ fn check_outputs(args: &Args, corpus_dirs: &[PathBuf]) -> anyhow::Result<()> {
 
 fn run(args: Args, shell: &Shell) -> anyhow::Result<i32> {
     let started = Instant::now();
+    let started_at = std::time::SystemTime::now();
     check_outputs(&args, &args.corpus)?;
     let l = args.target.load(shell)?;
     let t = &l.loaded.target;
@@ -292,6 +311,30 @@ fn run(args: Args, shell: &Shell) -> anyhow::Result<i32> {
         );
         crate::fsutil::write_atomic(path, x.as_bytes())?;
     }
+    if args.ktap.is_some() || args.kcidb.is_some() {
+        let report = RegressRun::new(
+            &items,
+            &results,
+            &skipped,
+            CoverageSummary {
+                lost,
+                recorded,
+                judged_percent: verdict_pct,
+                threshold_percent: threshold,
+                by_file: &groups,
+            },
+            secs,
+        );
+        if let Some(path) = &args.ktap {
+            crate::fsutil::write_atomic(path, ci_report::ktap::write(&report).as_bytes())?;
+        }
+        if let Some(path) = &args.kcidb {
+            let kernel = tested_kernel(&args, &l.tree, &l.manifest);
+            let run_id = ci_report::kcidb::new_run_id(started_at);
+            let doc = ci_report::kcidb::write(&report, &kernel, &run_id, started_at);
+            crate::fsutil::write_atomic(path, format!("{doc:#}\n").as_bytes())?;
+        }
+    }
     let summary = serde_json::json!({
         "programs": results,
         "skipped": skipped
@@ -331,4 +374,35 @@ fn run(args: Args, shell: &Shell) -> anyhow::Result<i32> {
         ),
     );
     Ok(code)
+}
+
+/// The kernel `kfuzz regress` replayed on: the tree's commit, and the build's `.config` (the
+/// tree's build, or the one beside `--kernel`'s bzImage when it has one).
+fn tested_kernel(
+    args: &Args,
+    tree: &crate::kernel::tree::KernelTree,
+    manifest: &crate::manifest::Manifest,
+) -> TestedKernel {
+    let config = match &args.kernel {
+        None => Some(tree.build_dir().join(".config")),
+        // <build>/arch/x86/boot/bzImage or <build>/vmlinux
+        Some(k) => std::path::absolute(k)
+            .unwrap_or_else(|_| k.clone())
+            .ancestors()
+            .skip(1)
+            .take(4)
+            .map(|d| d.join(".config"))
+            .find(|c| c.is_file()),
+    };
+    let mut kernel = TestedKernel::of_tree(&tree.root, config.as_deref());
+    if args.kernel.is_none() {
+        // What kfuzz.toml builds: the base and its fragments.
+        kernel.config_name = Some(
+            std::iter::once(manifest.kernel.base.to_string())
+                .chain(manifest.kernel.fragments.iter().cloned())
+                .collect::<Vec<_>>()
+                .join("+"),
+        );
+    }
+    kernel
 }
