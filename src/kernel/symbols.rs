@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use anyhow::Context;
 use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
@@ -19,8 +19,19 @@ pub struct Symbols {
     /// (start, end, index into `names`), sorted by start.
     funcs: Vec<(u64, u64, usize)>,
     names: Vec<String>,
+    /// Indices into `funcs` sorted by name, built on the first `resolve`.
+    by_name: OnceLock<Vec<u32>>,
     /// Source files by function, looked up once per function.
     dwarf: Option<Mutex<Dwarf>>,
+}
+
+/// One function (or inlined function) at a PC, as DWARF tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceFrame {
+    pub function: Option<String>,
+    /// Relative to the kernel tree when the path says where that is.
+    pub file: Option<String>,
+    pub line: Option<u32>,
 }
 
 struct Dwarf {
@@ -81,6 +92,7 @@ impl Symbols {
         Ok(Symbols {
             funcs,
             names,
+            by_name: OnceLock::new(),
             dwarf,
         })
     }
@@ -99,6 +111,77 @@ impl Symbols {
     pub fn lookup(&self, pc: u64) -> Option<(&str, u64)> {
         self.find(pc)
             .map(|&(start, _, name)| (self.names[name].as_str(), pc - start))
+    }
+
+    /// The address of `name+offset/size` as the kernel prints a PC (`%pS`, `%pB`): None when no
+    /// function has that name, when several do and `size` does not tell them apart (static
+    /// functions), or when no function of that name has that size (another build).
+    ///
+    /// The kernel's size is the distance to the next symbol (kallsyms keeps no sizes), so it may
+    /// count the padding after a function: any size from the ELF size to the next function's
+    /// start matches.
+    pub fn resolve(&self, name: &str, offset: u64, size: u64) -> Option<u64> {
+        let by_name = self.by_name.get_or_init(|| {
+            let mut v: Vec<u32> = (0..self.funcs.len())
+                .filter_map(|i| u32::try_from(i).ok())
+                .collect();
+            v.sort_unstable_by(|&a, &b| {
+                let (fa, fb) = (&self.funcs[a as usize], &self.funcs[b as usize]);
+                self.names[fa.2]
+                    .cmp(&self.names[fb.2])
+                    .then(fa.0.cmp(&fb.0))
+            });
+            v
+        });
+        let first =
+            by_name.partition_point(|&i| self.names[self.funcs[i as usize].2].as_str() < name);
+        let mut found = None;
+        for &i in by_name[first..]
+            .iter()
+            .take_while(|&&i| self.names[self.funcs[i as usize].2] == name)
+        {
+            let (start, end, _) = self.funcs[i as usize];
+            let next = self.funcs[self.funcs.partition_point(|f| f.0 <= start)..]
+                .first()
+                .map_or(end, |f| f.0.max(end));
+            if size < end - start || size > next - start {
+                continue;
+            }
+            match found {
+                Some(s) if s != start => return None,
+                _ => found = Some(start),
+            }
+        }
+        found.filter(|_| offset <= size).map(|s| s + offset)
+    }
+
+    /// The functions at a PC from DWARF, innermost inlined function first and the function
+    /// the PC is in last; empty without DWARF or when DWARF does not cover the PC.
+    pub fn frames_at(&self, pc: u64) -> Vec<SourceFrame> {
+        let Some(d) = self.dwarf.as_ref().and_then(|d| d.lock().ok()) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let Ok(mut iter) = d.loader.find_frames(pc) else {
+            return out;
+        };
+        while let Ok(Some(f)) = iter.next() {
+            let function = f
+                .function
+                .as_ref()
+                .and_then(|n| n.demangle().ok())
+                .map(|n| n.into_owned());
+            let (file, line) = match f.location {
+                Some(l) => (l.file.map(tidy_path), l.line),
+                None => (None, None),
+            };
+            out.push(SourceFrame {
+                function,
+                file,
+                line,
+            });
+        }
+        out
     }
 
     /// The source file a function is in (needs DWARF), relative to the tree when the path
@@ -224,6 +307,7 @@ mod tests {
                 (0x2000, 0x2010, 2),
             ],
             names: vec!["a".into(), "b".into(), "c".into()],
+            by_name: OnceLock::new(),
             dwarf: None,
         };
         assert_eq!(s.lookup(0x1000), Some(("a", 0)));
@@ -237,5 +321,64 @@ mod tests {
         assert_eq!(cover["c"], vec![1]);
         assert_eq!(cover.len(), 2);
         assert!(files.is_empty());
+    }
+
+    /// `shm_lock` twice (two static functions) and `aligned`, whose kallsyms size counts the
+    /// padding up to the next function.
+    fn fake_table() -> Symbols {
+        Symbols {
+            funcs: vec![
+                (0x1000, 0x1020, 0),
+                (0x1020, 0x1030, 1),
+                (0x1040, 0x1060, 2),
+                (0x2000, 0x2040, 0),
+            ],
+            names: vec!["shm_lock".into(), "aligned".into(), "next".into()],
+            by_name: OnceLock::new(),
+            dwarf: None,
+        }
+    }
+
+    #[test]
+    fn a_static_function_named_twice_is_told_apart_by_its_size() {
+        let s = fake_table();
+        assert_eq!(s.resolve("shm_lock", 0x1c, 0x20), Some(0x101c));
+        assert_eq!(s.resolve("shm_lock", 0x1c, 0x40), Some(0x201c));
+        assert_eq!(s.resolve("shm_lock", 0x1c, 0x30), None, "no such size");
+        assert_eq!(s.resolve("nothing", 0, 0x10), None);
+    }
+
+    #[test]
+    fn the_kernels_size_may_count_the_padding() {
+        let s = fake_table();
+        assert_eq!(s.resolve("aligned", 4, 0x10), Some(0x1024));
+        assert_eq!(s.resolve("aligned", 4, 0x20), Some(0x1024));
+        assert_eq!(
+            s.resolve("aligned", 4, 0x21),
+            None,
+            "past the next function"
+        );
+        assert_eq!(
+            s.resolve("aligned", 4, 0xf),
+            None,
+            "smaller than the function"
+        );
+        assert_eq!(
+            s.resolve("aligned", 0x11, 0x10),
+            None,
+            "offset past the size"
+        );
+        assert_eq!(
+            s.resolve("next", 0x20, 0x20),
+            Some(0x1060),
+            "a return address at the end"
+        );
+    }
+
+    #[test]
+    fn identical_twins_are_ambiguous() {
+        let mut s = fake_table();
+        s.funcs[3] = (0x2000, 0x2020, 0);
+        assert_eq!(s.resolve("shm_lock", 0x1c, 0x20), None);
     }
 }
