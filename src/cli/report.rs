@@ -56,6 +56,8 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
     let json = args.json || shell.format == MessageFormat::Json;
     let symbols = symbols(args.vmlinux.as_deref(), shell)?;
     let mut found = 0;
+    // Frames seen and frames given source lines, to say when the vmlinux is another build's.
+    let (mut seen, mut placed) = (0, 0);
     let mut out = Vec::new();
     for path in &args.logs {
         let bytes =
@@ -71,6 +73,8 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
             let (text, frames) = match &symbols {
                 Some(s) if wants_text => {
                     let sym = symbolize::symbolize(&r.report, s);
+                    seen += sym.frames.iter().filter(|f| f.module.is_none()).count();
+                    placed += sym.frames.iter().filter(|f| f.file.is_some()).count();
                     (sym.text, sym.frames)
                 }
                 _ if json => (r.report.clone(), symbolize::frames(&r.report)),
@@ -123,6 +127,12 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
             }
             _ => {}
         }
+    }
+    if seen > 0 && placed == 0 {
+        shell.warn(
+            "no frame was found in the vmlinux (is it the kernel that printed these logs?): \
+             frames are not symbolized",
+        );
     }
     Ok(if found > 0 { 0 } else { 1 })
 }
