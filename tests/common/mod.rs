@@ -95,11 +95,18 @@ pub fn stderr_of(out: &std::process::Output) -> String {
 }
 
 /// The manifest of the small kernel every booting test shares: the minimal base with the fuzzing
-/// fragments, KASAN for real memory-error reports, and LKDTM to provoke crashes on demand.
+/// fragments, KASAN for real memory-error reports, LKDTM to provoke crashes on demand, and DWARF
+/// (line tables, reduced type info) for symbolized reports and patch-to-PC mapping.
 pub const TEST_KERNEL_MANIFEST: &str = r#"[kernel]
 base = "minimal"
 fragments = ["fuzz-base", "qemu-guest", "kcov", "kasan"]
-config = ["CONFIG_LKDTM=y", "CONFIG_TUN=y", "CONFIG_BLK_DEV_LOOP=y"]
+config = [
+    "CONFIG_LKDTM=y",
+    "CONFIG_TUN=y",
+    "CONFIG_BLK_DEV_LOOP=y",
+    "CONFIG_DEBUG_INFO_DWARF_TOOLCHAIN_DEFAULT=y",
+    "CONFIG_DEBUG_INFO_REDUCED=y",
+]
 [vm]
 count = 1
 cpus = 1
