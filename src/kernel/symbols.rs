@@ -7,10 +7,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use anyhow::Context;
-use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
+use object::{Object, ObjectSection, ObjectSymbol, SectionKind, SymbolKind};
 
 /// Covered PCs by function: function name → sorted offsets into it.
 pub type Cover = BTreeMap<String, Vec<u32>>;
@@ -19,8 +19,23 @@ pub struct Symbols {
     /// (start, end, index into `names`), sorted by start.
     funcs: Vec<(u64, u64, usize)>,
     names: Vec<String>,
+    /// Code symbols `funcs` leaves out, for `resolve`: labels (no size) and assembly
+    /// functions (no type), (start, size, index into `names`), sorted.
+    labels: Vec<(u64, u64, usize)>,
+    /// (start, ELF size, index into `names`) of `funcs` and `labels`, sorted by name, built
+    /// on the first `resolve`.
+    by_name: OnceLock<Vec<(u64, u64, usize)>>,
     /// Source files by function, looked up once per function.
     dwarf: Option<Mutex<Dwarf>>,
+}
+
+/// One function (or inlined function) at a PC, as DWARF tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceFrame {
+    pub function: Option<String>,
+    /// Relative to the kernel tree when the path says where that is.
+    pub file: Option<String>,
+    pub line: Option<u32>,
 }
 
 struct Dwarf {
@@ -51,13 +66,28 @@ impl Symbols {
             .with_context(|| format!("{} is not an ELF file", vmlinux.display()))?;
         let mut names = Vec::new();
         let mut funcs = Vec::new();
+        let mut labels = Vec::new();
+        let in_text = |sym: &object::Symbol| {
+            sym.section_index()
+                .and_then(|i| file.section_by_index(i).ok())
+                .is_some_and(|s| s.kind() == SectionKind::Text)
+        };
         for sym in file.symbols() {
-            if sym.kind() != SymbolKind::Text || sym.size() == 0 {
+            // Assembly (`SYM_CODE_START`) has no symbol type, only a place in the code.
+            let asm = sym.kind() == SymbolKind::Unknown && in_text(&sym);
+            if sym.kind() != SymbolKind::Text && !asm {
                 continue;
             }
             let Ok(name) = sym.name() else { continue };
+            if name.is_empty() {
+                continue;
+            }
             names.push(name.to_string());
-            funcs.push((sym.address(), sym.address() + sym.size(), names.len() - 1));
+            if sym.size() == 0 || asm {
+                labels.push((sym.address(), sym.size(), names.len() - 1));
+            } else {
+                funcs.push((sym.address(), sym.address() + sym.size(), names.len() - 1));
+            }
         }
         anyhow::ensure!(
             !funcs.is_empty(),
@@ -65,6 +95,7 @@ impl Symbols {
             vmlinux.display()
         );
         funcs.sort_unstable();
+        labels.sort_unstable();
         let has_dwarf = file
             .section_by_name(".debug_info")
             .is_some_and(|s| s.size() > 0);
@@ -81,6 +112,8 @@ impl Symbols {
         Ok(Symbols {
             funcs,
             names,
+            labels,
+            by_name: OnceLock::new(),
             dwarf,
         })
     }
@@ -99,6 +132,86 @@ impl Symbols {
     pub fn lookup(&self, pc: u64) -> Option<(&str, u64)> {
         self.find(pc)
             .map(|&(start, _, name)| (self.names[name].as_str(), pc - start))
+    }
+
+    /// The address of `name+offset/size` as the kernel prints a PC (`%pS`, `%pB`): None when no
+    /// function has that name, when several do and `size` does not tell them apart (static
+    /// functions), or when no function of that name has that size (another build).
+    ///
+    /// The kernel's size is the distance to the next symbol (kallsyms keeps no sizes): it may
+    /// count a function's padding, stop at a label inside it (`entry_SYSCALL_64_after_hwframe`
+    /// in `entry_SYSCALL_64`), and is the only size a label has. Any size between the ELF size
+    /// and those distances matches.
+    pub fn resolve(&self, name: &str, offset: u64, size: u64) -> Option<u64> {
+        let by_name = self.by_name.get_or_init(|| {
+            let mut v: Vec<(u64, u64, usize)> = self
+                .funcs
+                .iter()
+                .map(|&(start, end, n)| (start, end - start, n))
+                .chain(self.labels.iter().copied())
+                .collect();
+            v.sort_unstable_by(|a, b| self.names[a.2].cmp(&self.names[b.2]).then(a.0.cmp(&b.0)));
+            v
+        });
+        let first = by_name.partition_point(|f| self.names[f.2].as_str() < name);
+        let mut found = None;
+        for &(start, elf_size, _) in by_name[first..]
+            .iter()
+            .take_while(|f| self.names[f.2] == name)
+        {
+            let next_func = self.funcs[self.funcs.partition_point(|f| f.0 <= start)..]
+                .first()
+                .map(|f| f.0 - start);
+            let next_label = self.labels[self.labels.partition_point(|l| l.0 <= start)..]
+                .first()
+                .map(|l| l.0 - start);
+            let Some(to_next) = next_func.into_iter().chain(next_label).min().or(
+                // The last symbol: only its own size counts.
+                (elf_size > 0).then_some(elf_size),
+            ) else {
+                continue;
+            };
+            let elf_size = if elf_size == 0 { to_next } else { elf_size };
+            let low = elf_size.min(to_next);
+            let high = next_func.map_or(elf_size, |n| n.max(elf_size)).max(to_next);
+            if size < low || size > high {
+                continue;
+            }
+            match found {
+                Some(s) if s != start => return None,
+                _ => found = Some(start),
+            }
+        }
+        found.filter(|_| offset <= size).map(|s| s + offset)
+    }
+
+    /// The functions at a PC from DWARF, innermost inlined function first and the function
+    /// the PC is in last; empty without DWARF or when DWARF does not cover the PC.
+    pub fn frames_at(&self, pc: u64) -> Vec<SourceFrame> {
+        let Some(d) = self.dwarf.as_ref().and_then(|d| d.lock().ok()) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let Ok(mut iter) = d.loader.find_frames(pc) else {
+            return out;
+        };
+        while let Ok(Some(f)) = iter.next() {
+            let function = f
+                .function
+                .as_ref()
+                .and_then(|n| n.demangle().ok())
+                .map(|n| n.into_owned());
+            let (file, line) = match f.location {
+                Some(l) => (l.file.map(tidy_path), l.line),
+                None => (None, None),
+            };
+            out.push(SourceFrame {
+                function,
+                file,
+                line,
+            });
+        }
+        out
     }
 
     /// The source file a function is in (needs DWARF), relative to the tree when the path
@@ -224,6 +337,8 @@ mod tests {
                 (0x2000, 0x2010, 2),
             ],
             names: vec!["a".into(), "b".into(), "c".into()],
+            labels: Vec::new(),
+            by_name: OnceLock::new(),
             dwarf: None,
         };
         assert_eq!(s.lookup(0x1000), Some(("a", 0)));
@@ -237,5 +352,87 @@ mod tests {
         assert_eq!(cover["c"], vec![1]);
         assert_eq!(cover.len(), 2);
         assert!(files.is_empty());
+    }
+
+    /// `shm_lock` twice (two static functions) and `aligned`, whose kallsyms size counts the
+    /// padding up to the next function.
+    fn fake_table() -> Symbols {
+        Symbols {
+            funcs: vec![
+                (0x1000, 0x1020, 0),
+                (0x1020, 0x1030, 1),
+                (0x1040, 0x1060, 2),
+                (0x2000, 0x2040, 0),
+                (0x3000, 0x30ae, 3),
+            ],
+            names: vec![
+                "shm_lock".into(),
+                "aligned".into(),
+                "next".into(),
+                "entry".into(),
+                "after_hwframe".into(),
+                "sysret".into(),
+            ],
+            labels: vec![(0x3025, 0, 4), (0x3078, 0, 5)],
+            by_name: OnceLock::new(),
+            dwarf: None,
+        }
+    }
+
+    #[test]
+    fn a_static_function_named_twice_is_told_apart_by_its_size() {
+        let s = fake_table();
+        assert_eq!(s.resolve("shm_lock", 0x1c, 0x20), Some(0x101c));
+        assert_eq!(s.resolve("shm_lock", 0x1c, 0x40), Some(0x201c));
+        assert_eq!(s.resolve("shm_lock", 0x1c, 0x30), None, "no such size");
+        assert_eq!(s.resolve("nothing", 0, 0x10), None);
+    }
+
+    #[test]
+    fn the_kernels_size_may_count_the_padding() {
+        let s = fake_table();
+        assert_eq!(s.resolve("aligned", 4, 0x10), Some(0x1024));
+        assert_eq!(s.resolve("aligned", 4, 0x20), Some(0x1024));
+        assert_eq!(
+            s.resolve("aligned", 4, 0x21),
+            None,
+            "past the next function"
+        );
+        assert_eq!(
+            s.resolve("aligned", 4, 0xf),
+            None,
+            "smaller than the function"
+        );
+        assert_eq!(
+            s.resolve("aligned", 0x11, 0x10),
+            None,
+            "offset past the size"
+        );
+        assert_eq!(
+            s.resolve("next", 0x20, 0x20),
+            Some(0x1060),
+            "a return address at the end"
+        );
+    }
+
+    #[test]
+    fn a_label_inside_a_function_cuts_its_size_and_has_one() {
+        let s = fake_table();
+        assert_eq!(s.resolve("entry", 0x10, 0x25), Some(0x3010));
+        assert_eq!(s.resolve("entry", 0x10, 0xae), Some(0x3010));
+        assert_eq!(s.resolve("after_hwframe", 0x4b, 0x53), Some(0x3070));
+        assert_eq!(s.resolve("after_hwframe", 0x4b, 0x54), None);
+        assert_eq!(
+            s.resolve("sysret", 0, 0x10),
+            None,
+            "the last symbol has no size"
+        );
+    }
+
+    #[test]
+    fn identical_twins_are_ambiguous() {
+        let mut s = fake_table();
+        s.funcs[3] = (0x2000, 0x2020, 0);
+        assert_eq!(s.resolve("shm_lock", 0x1c, 0x20), None);
     }
 }

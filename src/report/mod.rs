@@ -2,6 +2,8 @@
 //! (`KASAN: slab-use-after-free Read in shm_lock`) that groups crashes. Pure text processing,
 //! judged against real console logs in `tests/fixtures/reports/`.
 
+pub mod symbolize;
+
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
