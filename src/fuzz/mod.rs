@@ -782,6 +782,8 @@ impl Fuzzer {
                     };
                     let r = CrashReport {
                         title: title.into(),
+                        alt_titles: Vec::new(),
+                        frame: None,
                         kind,
                         report: format!("{e:#}"),
                         line: 0,
