@@ -21,6 +21,8 @@ struct Expected {
     /// `None`: the log holds no crash.
     title: Option<String>,
     corrupted: bool,
+    /// Sorted.
+    alt_titles: Vec<String>,
     log: String,
 }
 
@@ -39,6 +41,15 @@ fn read_expected(text: &str) -> Expected {
             .filter(|t| !t.is_empty())
             .map(str::to_string),
         corrupted: field("CORRUPTED: ") == Some("Y"),
+        alt_titles: {
+            let mut alts: Vec<String> = header
+                .lines()
+                .filter_map(|l| l.strip_prefix("ALT: "))
+                .map(str::to_string)
+                .collect();
+            alts.sort();
+            alts
+        },
         log: log.to_string(),
     }
 }
@@ -72,6 +83,9 @@ fn titles_agree_with_syzkaller() {
     let mut total = Tally::default();
     let mut by_kind: BTreeMap<String, Tally> = BTreeMap::new();
     let mut mismatches = Vec::new();
+    // Alternative titles are reported, not judged: they only widen matching against known bugs.
+    let mut alt_agreed = 0;
+    let mut alt_mismatches = Vec::new();
     for path in &files {
         let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let want = read_expected(&String::from_utf8_lossy(&bytes));
@@ -89,8 +103,23 @@ fn titles_agree_with_syzkaller() {
             t.files += 1;
             t.agreed += usize::from(agreed);
         }
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        if want.title.is_some() {
+            let mut got_alts = got
+                .as_ref()
+                .map(|r| r.alt_titles.clone())
+                .unwrap_or_default();
+            got_alts.sort();
+            if got_alts == want.alt_titles {
+                alt_agreed += 1;
+            } else {
+                alt_mismatches.push(format!(
+                    "{name}: got {got_alts:?}, want {:?}",
+                    want.alt_titles
+                ));
+            }
+        }
         if !agreed {
-            let name = path.file_name().unwrap_or_default().to_string_lossy();
             mismatches.push(format!(
                 "{name}: got {got_title:?}{}, want {:?}{}",
                 if got_corrupted { " (corrupted)" } else { "" },
@@ -98,6 +127,10 @@ fn titles_agree_with_syzkaller() {
                 if want.corrupted { " (corrupted)" } else { "" },
             ));
         }
+    }
+    println!("alternative title mismatches:");
+    for m in &alt_mismatches {
+        println!("  {m}");
     }
     println!("mismatches:");
     for m in &mismatches {
@@ -113,6 +146,8 @@ fn titles_agree_with_syzkaller() {
             pct(t)
         );
     }
+    let crashes = total.files - by_kind.get("(no crash)").map_or(0, |t| t.files);
+    println!("alternative titles agree: {alt_agreed}/{crashes}");
     println!(
         "agreement: {}/{} = {:.1} %",
         total.agreed,

@@ -41,8 +41,10 @@ pub struct Extent {
     /// The bytes of `text` that belong to this report alone (before a second report, when
     /// lines can't be told apart by their caller).
     pub own: usize,
-    /// Where the next report starts, if one does.
+    /// Where the next report starts, if one does within the lines read.
     pub next: Option<usize>,
+    /// The first line not read (the end of the log, or of the most lines a report may have).
+    pub read_to: usize,
     /// The report reached an end marker (`---[ end trace`, the sanitizers' `=====` rule, …).
     pub ended: bool,
 }
@@ -129,6 +131,7 @@ pub fn extent(lines: &[ConsoleLine], start: usize) -> Extent {
         text,
         own,
         next,
+        read_to: end,
         ended,
     }
 }

@@ -5,7 +5,7 @@
 //! (`tests/report_agreement.rs`).
 //!
 //! The pieces: `console` takes a line apart, `extent` finds a report's lines, `formats` is the
-//! table of known reports, `frames` and `stack` choose the function a title names, `title`
+//! table of known reports, `frames`, `skip` and `stack` choose the function a title names, `title`
 //! fills in and scrubs titles, `kind` classifies them.
 
 mod console;
@@ -13,6 +13,7 @@ mod extent;
 mod formats;
 mod frames;
 mod kind;
+mod skip;
 mod stack;
 mod title;
 
@@ -80,9 +81,9 @@ pub fn parse(log: &str) -> Vec<CrashReport> {
             truncated: !ext.ended && ext.next.is_none(),
             corrupted,
         });
-        match ext.next {
-            Some(next) if next > start => from = next,
-            _ => break,
+        from = ext.next.unwrap_or(ext.read_to);
+        if from <= start {
+            break;
         }
     }
     out

@@ -11,7 +11,8 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::frames::{self, pattern, Pick, CALL_TRACE, RIP_LINE};
+use super::frames::{pattern, Pick, CALL_TRACE, RIP_LINE};
+use super::skip;
 
 /// One step of finding a title's function in a report.
 #[derive(Debug, Clone, Copy)]
@@ -204,7 +205,7 @@ pub static COMPILED: LazyLock<Vec<CompiledOops>> = LazyLock::new(|| {
                         rule,
                         steps: compile_steps(rule.steps),
                         fallback: compile_steps(rule.fallback),
-                        skip: frames::skip_regex(rule.skip),
+                        skip: skip::skip_regex(rule.skip),
                     }),
                 })
                 .collect(),
