@@ -36,6 +36,9 @@ pub fn first_oops(lines: &[ConsoleLine], from: usize) -> Option<(usize, &'static
 
 /// One report's lines.
 pub struct Extent {
+    /// The lines of the same caller just before the report (what the task was doing), each
+    /// ending in `\n`.
+    pub prefix: String,
     /// The report's text (prefixes off), a line per line, each ending in `\n`.
     pub text: String,
     /// The bytes of `text` that belong to this report alone (before a second report, when
@@ -70,8 +73,26 @@ fn is_end_marker(text: &str) -> bool {
         || (t.starts_with("=====") && t.trim_end().chars().all(|c| c == '='))
 }
 
+/// How many lines before a report are kept with it: more when they are surely the same task's.
+fn prefix_lines(context: &Context) -> usize {
+    if context.is_task() {
+        50
+    } else {
+        5
+    }
+}
+
 pub fn extent(lines: &[ConsoleLine], start: usize) -> Extent {
     let context = lines[start].context.clone();
+    let mut before: Vec<&str> = lines[..start]
+        .iter()
+        .rev()
+        .filter(|l| l.context == context && !l.guessed && !l.text.is_empty())
+        .take(prefix_lines(&context))
+        .map(|l| l.text)
+        .collect();
+    before.reverse();
+    let prefix: String = before.iter().flat_map(|l| [*l, "\n"]).collect();
     let by_caller = matches!(context, Context::Caller(_));
     let enough = enough_lines(lines[start].raw);
     let mut text = String::new();
@@ -128,6 +149,7 @@ pub fn extent(lines: &[ConsoleLine], start: usize) -> Extent {
         }
     }
     Extent {
+        prefix,
         text,
         own,
         next,

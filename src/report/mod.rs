@@ -33,7 +33,8 @@ pub struct CrashReport {
     /// The function the title names, if it names one.
     pub frame: Option<String>,
     pub kind: CrashKind,
-    /// The report's lines, prefixes (timestamps, caller ids) removed.
+    /// The report's lines, with a few lines of the same task before it, prefixes (timestamps,
+    /// caller ids) removed.
     pub report: String,
     /// 1-based line in the log where the report starts.
     pub line: usize,
@@ -76,7 +77,7 @@ pub fn parse(log: &str) -> Vec<CrashReport> {
             frame: title::frame_of(&title),
             title,
             alt_titles,
-            report: own.trim_end().to_string(),
+            report: format!("{}{own}", ext.prefix).trim_end().to_string(),
             line: start + 1,
             truncated: !ext.ended && ext.next.is_none(),
             corrupted,
