@@ -11,17 +11,20 @@ use regex::Regex;
 /// (followed by `+0x…` or `.isra…`), `{{PC}}` is a `[<address>]`, `{{ADDR}}` a hex address,
 /// `{{SRC}}` captures `file.c:123`, `{{TASK}}` is a task's `comm:pid` (anything, lazily).
 pub fn pattern(src: &str) -> Regex {
-    let expanded = src
-        .replace("{{ADDR}}", "0x[0-9a-f]+")
+    // Every pattern is a constant of ours, checked by the tests; a bad one must still not take
+    // the fuzzer down, so it matches nothing.
+    Regex::new(&expand(src))
+        .or_else(|_| Regex::new("$^"))
+        .unwrap_or_else(|_| unreachable!("the empty pattern compiles"))
+}
+
+/// A pattern in the formats' shorthand, in regex syntax.
+pub fn expand(src: &str) -> String {
+    src.replace("{{ADDR}}", "0x[0-9a-f]+")
         .replace("{{PC}}", r"\[<?(?:0x)?[0-9a-f]+>?\]")
         .replace("{{FUNC}}", r"([a-zA-Z0-9_]+)(?:\.|\+)")
         .replace("{{SRC}}", r"([a-zA-Z0-9-_/.]+\.[a-z]+:[0-9]+)")
-        .replace("{{TASK}}", r"[\s\S]{0,100}?");
-    match Regex::new(&expanded) {
-        Ok(re) => re,
-        // The patterns are ours and tested; a bad one must not take the fuzzer down.
-        Err(_) => Regex::new("$^").unwrap_or_else(|_| unreachable!()),
-    }
+        .replace("{{TASK}}", r"[\s\S]{0,100}?")
 }
 
 /// The line holding the faulting instruction pointer (x86 `RIP:`, powerpc `NIP`, arm `pc :`).
@@ -261,6 +264,15 @@ pub fn pick(how: Pick, frames: &[String]) -> Option<(String, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_line_patterns_compile() {
+        let warn_rip = format!("(?:{RIP_LINE}|--- interrupt: [0-9]+ at {{{{FUNC}}}})");
+        for p in [RIP_LINE, CALL_TRACE, RISCV_REGS_END, warn_rip.as_str()] {
+            assert!(Regex::new(&expand(p)).is_ok(), "{p}");
+        }
+        assert!(pattern(RIP_LINE).is_match("RIP: 0010:foo_bar+0x1/0x2"));
+    }
 
     #[test]
     fn every_stall_anchor_compiles() {

@@ -21,6 +21,9 @@ use serde::Serialize;
 
 pub use console::{program_marker, strip_prefix};
 pub use kind::CrashKind;
+/// The functions titles never name, by family: for tools that explain why a title names the
+/// function it does.
+pub use skip::{SkipFamily, SKIP_FAMILIES};
 
 use console::ConsoleLine;
 

@@ -245,6 +245,7 @@ pub fn oops_of_line(line: &str) -> Option<&'static CompiledOops> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::frames::expand;
 
     #[test]
     fn every_pattern_compiles() {
@@ -253,13 +254,6 @@ mod tests {
                 assert!(Regex::new(p).is_ok(), "{}: {p}", o.header);
             }
             for f in o.formats {
-                let expand = |p: &str| {
-                    p.replace("{{ADDR}}", "0")
-                        .replace("{{PC}}", "0")
-                        .replace("{{FUNC}}", "(f)")
-                        .replace("{{SRC}}", "(s)")
-                        .replace("{{TASK}}", "t")
-                };
                 assert!(Regex::new(&expand(f.title)).is_ok(), "{}", f.title);
                 if let Some(d) = f.detail {
                     assert!(Regex::new(&expand(d)).is_ok(), "{d}");
