@@ -3,7 +3,7 @@
 //! kernel prints no caller ids, up to the next report on the console. Also drops the panic and
 //! lockdep noise that follows a long enough report.
 
-use super::console::{ConsoleLine, Context};
+use super::console::{program_marker, ConsoleLine, Context};
 use super::formats::{oops_of_line, CompiledOops, CONTINUATIONS, STACK_NOISE};
 
 /// At most this many lines are read for one report: a report is a few hundred lines, and
@@ -46,7 +46,8 @@ pub struct Extent {
     pub own: usize,
     /// Where the next report starts, if one does within the lines read.
     pub next: Option<usize>,
-    /// The first line not read (the end of the log, or of the most lines a report may have).
+    /// The first line not read (the end of the log, the next program our executor started, or
+    /// the most lines a report may have).
     pub read_to: usize,
     /// The report reached an end marker (`---[ end trace`, the sanitizers' `=====` rule, …).
     pub ended: bool,
@@ -102,9 +103,14 @@ pub fn extent(lines: &[ConsoleLine], start: usize) -> Extent {
     let mut dropping = false;
     let mut all_cpus = false;
     let mut ended = false;
-    let end = lines.len().min(start.saturating_add(MAX_REPORT_LINES));
+    let mut end = lines.len().min(start.saturating_add(MAX_REPORT_LINES));
     for (i, line) in lines.iter().enumerate().take(end).skip(start) {
         let first = i == start;
+        // Our executor starting the next program: the kernel is done with this report.
+        if !first && line.context == context && program_marker(line.text).is_some() {
+            end = i;
+            break;
+        }
         if !first && next.is_none() {
             let other = oops_at(lines, i)
                 .is_some_and(|_| !CONTINUATIONS.iter().any(|c| c.is_match(line.raw)));

@@ -82,7 +82,7 @@ pub fn parse(log: &str) -> Vec<CrashReport> {
             alt_titles,
             report: format!("{}{own}", ext.prefix).trim_end().to_string(),
             line: start + 1,
-            truncated: !ext.ended && ext.next.is_none(),
+            truncated: !ext.ended && ext.next.is_none() && ext.read_to == lines.len(),
             corrupted,
         });
         from = ext.next.unwrap_or(ext.read_to);

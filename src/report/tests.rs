@@ -633,3 +633,20 @@ fn a_huge_log_is_read_in_bounded_time() {
         started.elapsed()
     );
 }
+
+#[test]
+fn the_next_program_ends_a_report() {
+    let log = [
+        "[   10.1][  T100] WARNING: CPU: 0 PID: 100 at net/foo.c:12 foo_check+0x1/0x2",
+        "[   10.1][  T100] RIP: 0010:foo_check+0x1/0x2",
+        "[   10.1][  T100] Call Trace:",
+        "[   10.1][  T100]  foo_ioctl+0x1/0x2",
+        "[   10.2][  T100] kfuzz: executing program 8 on proc 0",
+        "[   10.2][  T100] later chatter of the same task",
+    ]
+    .join("\n");
+    let r = &parse(&log)[0];
+    assert_eq!(r.title, "WARNING in foo_check");
+    assert!(!r.report.contains("executing program"), "{}", r.report);
+    assert!(!r.truncated);
+}
