@@ -217,6 +217,8 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let r = CrashReport {
             title: "WARNING in foo".into(),
+            alt_titles: Vec::new(),
+            frame: Some("foo".into()),
             kind: crate::report::CrashKind::Warning,
             report: "WARNING: CPU: 0 PID: 1 at foo".into(),
             line: 0,

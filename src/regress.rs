@@ -253,7 +253,10 @@ pub fn replay(
                         if let Some(rep) = report {
                             r.verdict = match &item.repro_of {
                                 None => Verdict::NewCrash,
-                                Some(t) if *t == rep.title => Verdict::StillBroken,
+                                // The same bug, named by its title or an alternative one.
+                                Some(t) if *t == rep.title || rep.alt_titles.contains(t) => {
+                                    Verdict::StillBroken
+                                }
                                 Some(_) => Verdict::OtherCrash,
                             };
                             r.title = Some(rep.title);

@@ -1,6 +1,9 @@
 //! Crash report parsing, judged against real console logs from our test kernels
-//! (`tests/fixtures/reports/*.log`: a `TITLE:` header, `KIND:`, optionally `CORRUPTED: yes`,
-//! a blank line, then the log as captured). `TITLE: -` means the log holds no crash.
+//! (`tests/fixtures/reports/*.log`: a `TITLE:` header, `KIND:`, optionally `CORRUPTED: yes`
+//! and `ALT:` lines, a blank line, then the log as captured). `TITLE: -` means the log holds no
+//! crash. `ALT:` lines, when present, are the report's alternative titles, all of them. The
+//! `format-*.log` fixtures are composed from the kernel's printk formats for kinds our test
+//! kernels can't produce.
 
 use std::path::Path;
 
@@ -49,6 +52,19 @@ fn every_fixture_gets_its_expected_title_and_kind() {
         if Some(kind.as_str().unwrap()) != field("KIND:") {
             failures.push(format!("{name}: kind {kind}, want {:?}", field("KIND:")));
         }
+        let mut want_alt: Vec<&str> = header
+            .lines()
+            .filter_map(|l| l.strip_prefix("ALT:"))
+            .map(str::trim)
+            .collect();
+        if !want_alt.is_empty() {
+            want_alt.sort();
+            let mut got: Vec<&str> = r.alt_titles.iter().map(String::as_str).collect();
+            got.sort();
+            if got != want_alt {
+                failures.push(format!("{name}: alt titles {got:?}, want {want_alt:?}"));
+            }
+        }
         if r.corrupted != (field("CORRUPTED:") == Some("yes")) {
             failures.push(format!("{name}: corrupted = {}", r.corrupted));
         }
@@ -84,10 +100,11 @@ fn kfuzz_report_prints_titles_and_json() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let v: serde_json::Value =
-        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().unwrap()).unwrap();
+    let all: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = &all.as_array().expect("one JSON array of reports")[0];
     assert_eq!(v["title"], "kernel BUG in lkdtm_BUG");
-    assert_eq!(v["kind"], "bug");
+    assert_eq!(v["kind"], "kernel-bug");
+    assert!(v["alt_titles"].is_array(), "{v}");
     let out = assert_cmd::Command::cargo_bin("kfuzz")
         .unwrap()
         .arg("report")

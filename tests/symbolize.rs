@@ -106,6 +106,14 @@ fn an_lkdtm_bug_gets_file_and_line_for_its_frames() {
     let second = t.elapsed();
     eprintln!("Symbols::load {load:?}; symbolize: first report {first:?}, next {second:?}");
     assert_eq!(sym, again);
+    // The decoded report reads as the same crash.
+    let reparsed = kfuzz::report::parse(&sym.text);
+    assert_eq!(
+        reparsed.first().map(|r| r.title.as_str()),
+        Some(report.title.as_str()),
+        "{}",
+        sym.text
+    );
 
     let bug = &sym.frames[0];
     assert_eq!(bug.function, "lkdtm_BUG");
@@ -162,7 +170,7 @@ fn kfuzz_report_json_is_one_array_with_source_lines() {
         assert_eq!(reports.len(), 1);
         let r = &reports[0];
         assert_eq!(r["title"], "kernel BUG in lkdtm_BUG");
-        assert_eq!(r["kind"], "bug");
+        assert_eq!(r["kind"], "kernel-bug");
         assert_eq!(r["symbolized"], true);
         let frames = r["frames"].as_array().unwrap();
         assert_eq!(frames[0]["file"], "drivers/misc/lkdtm/bugs.c");

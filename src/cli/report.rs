@@ -26,8 +26,8 @@ pub struct Args {
     /// Console logs (any kernel's), e.g. saved from a mailing list
     #[arg(required = true)]
     pub logs: Vec<PathBuf>,
-    /// Print ONE JSON array of every report (file, line, title, kind, corrupted, truncated,
-    /// frames, report text); also with --message-format json
+    /// Print ONE JSON array of every report (file, line, title, alt_titles, kind, corrupted,
+    /// truncated, frames, report text); also with --message-format json
     #[arg(long)]
     pub json: bool,
     /// The vmlinux the logs came from, to give frames their source lines (default: this
@@ -42,10 +42,11 @@ struct JsonReport<'a> {
     file: &'a Path,
     line: usize,
     title: String,
+    /// Other titles the same bug may carry (syzkaller's alternative titles, for dedup).
+    alt_titles: Vec<String>,
     kind: CrashKind,
     corrupted: bool,
     truncated: bool,
-    // alt_titles: added when branch `titles` lands.
     /// Whether `frames` and `report` carry source lines.
     symbolized: bool,
     frames: Vec<Frame>,
@@ -85,6 +86,7 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
                     file: path,
                     line: r.line,
                     title: r.title.clone(),
+                    alt_titles: r.alt_titles.clone(),
                     kind: r.kind,
                     corrupted: r.corrupted,
                     truncated: r.truncated,

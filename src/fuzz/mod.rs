@@ -818,7 +818,10 @@ impl Fuzzer {
     /// The report as a developer reads it: frames with their source lines when vmlinux has
     /// DWARF.
     fn readable_report(&self, r: &CrashReport) -> String {
-        r.report.clone()
+        match &self.opts.symbols {
+            Some(s) if s.has_debug_info() => report::symbolize::symbolize(&r.report, s).text,
+            _ => r.report.clone(),
+        }
     }
 
     fn record_crash(&self, vm: &Vm, r: &CrashReport) {

@@ -50,6 +50,8 @@ pub fn made_up_report(kind: CrashKind, why: &str) -> CrashReport {
             .unwrap_or("lost connection to test machine")
             .into(),
         kind,
+        alt_titles: Vec::new(),
+        frame: None,
         report: why.to_string(),
         line: 0,
         truncated: false,
@@ -164,15 +166,4 @@ fn report_is_whole(text: &str) -> bool {
     text.contains("---[ end trace")
         || text.contains("---[ end Kernel panic")
         || text.contains("Kernel Offset:")
-}
-
-impl CrashKind {
-    /// The title of a crash without a report, written once for every command.
-    pub fn made_up_title(self) -> Option<&'static str> {
-        match self {
-            CrashKind::LostConnection => Some("lost connection to test machine"),
-            CrashKind::NoOutput => Some("no output from test machine"),
-            _ => None,
-        }
-    }
 }

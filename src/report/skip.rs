@@ -1,0 +1,365 @@
+//! The functions a title never names: the kernel's generic machinery (sanitizer runtimes,
+//! report and WARN helpers, printk, allocators, locking primitives, list and refcount checkers,
+//! memory and string helpers, user copies, …), in named families. A frame in one of them sends
+//! the title on to its caller.
+
+use regex::Regex;
+
+use super::frames::pattern;
+
+/// A named group of functions that are never the bug's home: the title moves to their caller.
+pub struct SkipFamily {
+    pub name: &'static str,
+    /// Regexes matched anywhere in the function name.
+    pub functions: &'static [&'static str],
+}
+
+pub const SKIP_FAMILIES: &[SkipFamily] = &[
+    SkipFamily {
+        name: "sanitizer runtime",
+        functions: &[
+            "__sanitizer",
+            "__asan",
+            "kasan",
+            "hwasan",
+            "__msan",
+            "kmsan",
+            "kcsan_setup_watchpoint",
+            "check_memory_region",
+            "check_heap_object",
+            "check_object",
+            "read_word_at_a_time",
+            "(read|write)_once_.*nocheck",
+            "print_address_description",
+            "__fortify_report",
+            "_indirect_thunk_",
+            "perf_trace",
+        ],
+    },
+    SkipFamily {
+        name: "report and WARN/BUG machinery",
+        functions: &[
+            "panic",
+            "invalid_op",
+            "report_bug",
+            "fixup_bug",
+            "print_report",
+            "print_usage_bug",
+            "do_error",
+            "_trap$|do_trap",
+            "show_stack",
+            "dump_stack",
+            "walk_stack",
+            "dump_backtrace",
+            "warn_slowpath",
+            "warn_alloc",
+            "warn_bogus",
+            "__warn",
+            "program_check_exception",
+            "program_check_common",
+            "print_tainted",
+            "^get_taint$",
+            "assertfail",
+            "hex_dump_to_buffer",
+            "print_hex_dump",
+            "stack_trace_consume_entry",
+            "arch_stack_walk",
+            "stack_trace_save",
+            "print_unlock",
+            "imbalance_bug",
+        ],
+    },
+    SkipFamily {
+        name: "printk and formatting",
+        functions: &[
+            "string",
+            "pointer",
+            "snprintf",
+            "scnprintf",
+            "kasprintf",
+            "kvasprintf",
+            "printk",
+            "va_format",
+            "dev_info",
+            "dev_notice",
+            "dev_warn",
+            "dev_err",
+            "dev_alert",
+            "dev_crit",
+            "dev_emerg",
+        ],
+    },
+    SkipFamily {
+        name: "allocators",
+        functions: &[
+            "alloc_page",
+            "k?v?(?:m|z|c)alloc",
+            "krealloc",
+            "kmem_cache",
+            "allocate_slab",
+            "__alloc_frozen_pages_noprof",
+            "slab_",
+            "^kv?free$",
+            "kfree_skb",
+        ],
+    },
+    SkipFamily {
+        name: "page cache",
+        functions: &[
+            "folio_(?:alloc|unlock)",
+            "filemap_alloc_folio",
+            "__filemap_get_folio",
+            "find_or_create_page",
+            "do_read_cache_folio",
+            "read_cache_page",
+            "pagecache_get_page",
+            "grab_cache_page_write_begin",
+            "^(un)?lock_page",
+            "xas_(?:start|load|find)",
+            "find_lock_entries",
+            "truncate_inode_pages_range",
+            "mark_buffer_dirty",
+        ],
+    },
+    SkipFamily {
+        name: "locking primitives",
+        functions: &[
+            "lockdep",
+            "bh_enable",
+            "bh_disable",
+            "lock_acquire",
+            "lock_release",
+            "lock_class",
+            "mark_lock",
+            "(reacquire|mark)_held_locks",
+            "raw_spin_rq",
+            "spin_lock",
+            "spin_trylock",
+            "spin_unlock",
+            "read_lock",
+            "read_trylock",
+            "write_lock",
+            "write_trylock",
+            "read_unlock",
+            "write_unlock",
+            "^down$",
+            "down_read",
+            "down_write",
+            "down_read_trylock",
+            "down_write_trylock",
+            "down_trylock",
+            "up_read",
+            "up_write",
+            "^mutex_",
+            "^__mutex_",
+            "^rt_mutex_",
+            "owner_on_cpu",
+            "osq_lock",
+            "osq_unlock",
+            "(trace|lockdep)_(hard|soft)irq",
+        ],
+    },
+    SkipFamily {
+        name: "might-sleep checks",
+        functions: &[
+            "__might_fault",
+            "might_fault",
+            "might_sleep",
+            "__might_resched",
+        ],
+    },
+    SkipFamily {
+        name: "atomics and bit operations",
+        functions: &[
+            "atomic(64)?_(dec|inc|read|set|or|xor|and|add|sub|fetch|xchg|cmpxchg|try)",
+            "(set|clear|change|test)_bit",
+        ],
+    },
+    SkipFamily {
+        name: "reference counting",
+        functions: &[
+            "^refcount_",
+            "^kref_",
+            "ref_tracker",
+            "^iput$",
+            "^iput_final$",
+            "^ihold$",
+            "^put_device$",
+            "fast_dput",
+            "dput",
+            "drop_nlink",
+            "ida_free",
+        ],
+    },
+    SkipFamily {
+        name: "lists and trees",
+        functions: &[
+            "list_add",
+            "list_del",
+            "list_replace",
+            "list_move",
+            "list_splice",
+            "^rb_",
+            "^__rb_",
+            "^klist_",
+            "rhashtable_lookup",
+        ],
+    },
+    SkipFamily {
+        name: "memory and string helpers",
+        functions: &[
+            "memcpy",
+            "memcmp",
+            "memset",
+            "memchr",
+            "memmove",
+            "memdup",
+            "strcmp",
+            "strncmp",
+            "strcpy",
+            "strlcpy",
+            "strncpy",
+            "strscpy",
+            "strlen",
+            "strstr",
+            "strnstr",
+            "strnlen",
+            "strchr",
+            "strdup",
+            "strndup",
+            "^crc\\d+",
+            "crc_itu_t",
+        ],
+    },
+    SkipFamily {
+        name: "user copies",
+        functions: &[
+            "copy_to_user",
+            "copy_from_user",
+            "copy_to_iter",
+            "copy_from_iter",
+            "copy_page_to_iter",
+            "copy_page_from_iter",
+            "copy_folio_to_iter",
+            "^copyin$",
+            "^copyout$",
+            "put_user",
+            "get_user",
+            "extract_(user|iter)_to_sg",
+        ],
+    },
+    SkipFamily {
+        name: "debug objects",
+        functions: &[
+            "debug_object",
+            "timer_is_static_object",
+            "work_is_static_object",
+            "seqprop_assert",
+        ],
+    },
+    SkipFamily {
+        name: "work, timers and waiting",
+        functions: &[
+            "__wake_up",
+            "del_timer",
+            "flush_work",
+            "__cancel_work_timer",
+            "cancel_work_sync",
+            "try_to_grab_pending",
+            "flush_workqueue",
+            "drain_workqueue",
+            "destroy_workqueue",
+            "queue_work",
+            "finish_wait",
+            "kthread_stop",
+            "^complete$",
+            "wait_for_completion",
+            "insert_work",
+            "__queue_delayed_work",
+            "queue_delayed_work_on",
+            "lock_timer_base",
+            "__timer_delete_sync",
+            "sk_stop_timer_sync",
+            "__mod_timer",
+            "cleanup_srcu_struct",
+        ],
+    },
+    SkipFamily {
+        name: "device model",
+        functions: &[
+            "kobject_",
+            "add_uevent_var",
+            "get_device_parent",
+            "device_add",
+            "device_del",
+            "device_unregister",
+            "device_destroy",
+            "device_release",
+            "devres_release_all",
+            "hwrng_unregister",
+            "i2c_del_adapter",
+            "__unregister_client",
+            "device_for_each_child",
+            "rollback_registered",
+            "unregister_netdev",
+            "sysfs_remove",
+            "device_remove_file",
+            "tty_unregister_device",
+            "dummy_urb_enqueue",
+            "usb_kill_urb",
+            "usb_kill_anchored_urbs",
+            "usb_control_msg",
+            "usb_hcd_submit_urb",
+            "usb_submit_urb",
+        ],
+    },
+    SkipFamily {
+        name: "I/O accessors",
+        functions: &[
+            "readb$",
+            "readw$",
+            "readl$",
+            "readq$",
+            "writeb$",
+            "writew$",
+            "writel$",
+            "writeq$",
+            "logic_in",
+            "logic_out",
+        ],
+    },
+    SkipFamily {
+        name: "arch fault entry",
+        functions: &[
+            "do_(kernel|translation)_fault",
+            "do_mem_abort",
+            "el1_abort",
+            "el1h_64_sync(?:_handler)?",
+            "__phys_addr",
+        ],
+    },
+];
+
+/// The regex of every skipped function, plus a format's own extra skips.
+pub fn skip_regex(extra: &[&str]) -> Regex {
+    let all: Vec<&str> = SKIP_FAMILIES
+        .iter()
+        .flat_map(|f| f.functions.iter().copied())
+        .chain(extra.iter().copied())
+        .collect();
+    pattern(&all.join("|"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_skip_pattern_compiles() {
+        for family in SKIP_FAMILIES {
+            for f in family.functions {
+                assert!(Regex::new(f).is_ok(), "{}: {f}", family.name);
+            }
+        }
+    }
+}
