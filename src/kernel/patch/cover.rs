@@ -1,0 +1,1 @@
+//! Which changed lines and functions a set of KCOV PCs reaches.
