@@ -7,6 +7,7 @@ pub mod consts;
 pub mod fragments;
 pub mod kbuild;
 pub mod kconfig;
+pub mod lines;
 pub mod patch;
 pub mod symbols;
 pub mod syscall_config;
