@@ -1,10 +1,13 @@
 //! vmlinux's DWARF read both ways between source lines and code: which addresses a source
-//! line became (the line table, walked once over all units), which KCOV PCs lie there (calls to
-//! `__sanitizer_cov_trace_pc` in those bytes), and which functions and lines a PC stands for
-//! (inlining included). x86-64 only; never reads the source tree.
+//! line became (the line table, walked once over all units), which KCOV PCs stand for that code,
+//! and which functions and lines a PC stands for (inlining included). x86-64 only; never reads
+//! the source tree.
 //!
-//! A KCOV PC is the *return address* of the instrumentation call, so the code it stands for is
-//! the call instruction just before it: `pc - 5` (a `call rel32`).
+//! A KCOV PC is the *return address* of a `call __sanitizer_cov_trace_pc` (`e8` + rel32), which
+//! the compiler puts at the start of every basic block: the call is at `pc - 5`, and the PC
+//! stands for its block, the code from that call up to the next one (or the function's end). A
+//! source line is reached when a block holding some of its code is: most lines (a condition, an
+//! assignment) have code but no call of their own.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -56,10 +59,12 @@ pub struct LineTable {
     map: memmap2::Mmap,
     /// Executable sections: (address, size, file offset).
     code: Vec<(u64, u64, u64)>,
+    /// Function symbols: [start, end), sorted.
+    functions: Vec<(u64, u64)>,
     cov_trace_pc: Option<u64>,
     /// The kernel tree as DWARF spells it, ending in `/` (found from `start_kernel`, which
     /// lives in `init/main.c`).
-    root: Option<String>,
+    root: String,
     loader: addr2line::Loader,
 }
 
@@ -101,24 +106,39 @@ impl LineTable {
             .collect();
         let mut cov_trace_pc = None;
         let mut start_kernel = None;
+        let mut functions = Vec::new();
         for sym in obj.symbols() {
+            if sym.kind() == object::SymbolKind::Text && sym.size() > 0 {
+                functions.push((sym.address(), sym.address() + sym.size()));
+            }
             match sym.name() {
                 Ok(COV_TRACE_PC) => cov_trace_pc = Some(sym.address()),
                 Ok("start_kernel") => start_kernel = Some(sym.address()),
                 _ => {}
             }
         }
+        functions.sort_unstable();
+        functions.dedup();
         let loader = addr2line::Loader::new(vmlinux)
             .map_err(|e| anyhow::anyhow!("cannot read the DWARF of {}: {e}", vmlinux.display()))?;
-        let root = start_kernel.and_then(|a| {
-            let loc = loader.find_location(a).ok()??;
-            let file = normalize(loc.file?);
-            file.strip_suffix("init/main.c").map(str::to_string)
-        });
+        let root = start_kernel
+            .and_then(|a| {
+                let loc = loader.find_location(a).ok()??;
+                let file = normalize(loc.file?);
+                file.strip_suffix("init/main.c").map(str::to_string)
+            })
+            .with_context(|| {
+                format!(
+                    "cannot tell where {}'s sources were: `start_kernel` has no line in \
+                     init/main.c",
+                    vmlinux.display()
+                )
+            })?;
         Ok(LineTable {
             path: vmlinux.to_path_buf(),
             map,
             code,
+            functions,
             cov_trace_pc,
             root,
             loader,
@@ -134,14 +154,16 @@ impl LineTable {
         self.cov_trace_pc.is_some()
     }
 
+    /// The kernel tree the build compiled, as DWARF spells it (ends in `/`).
+    pub fn source_root(&self) -> &str {
+        &self.root
+    }
+
     /// A path as DWARF gives it, relative to the kernel tree; None for files outside it.
     pub fn relative(&self, dwarf_path: &str) -> Option<String> {
-        let p = normalize(dwarf_path);
-        match &self.root {
-            Some(root) => p.strip_prefix(root.as_str()).map(str::to_string),
-            None if !p.starts_with('/') => Some(p),
-            None => None,
-        }
+        normalize(dwarf_path)
+            .strip_prefix(self.root.as_str())
+            .map(str::to_string)
     }
 
     /// The code of the wanted source lines (file → lines), from the line table of every unit
@@ -254,8 +276,39 @@ impl LineTable {
         self.map.get(from..to)
     }
 
+    /// The function symbol holding `addr`: [start, end).
+    fn function_at(&self, addr: u64) -> Option<(u64, u64)> {
+        let i = self
+            .functions
+            .partition_point(|f| f.0 <= addr)
+            .checked_sub(1)?;
+        // Aliases share a start; the longest one decides.
+        let start = self.functions[i].0;
+        let end = self.functions[..=i]
+            .iter()
+            .rev()
+            .take_while(|f| f.0 == start)
+            .map(|f| f.1)
+            .max()?;
+        (addr < end).then_some((start, end))
+    }
+
+    /// Whether a `call __sanitizer_cov_trace_pc` starts at `addr`.
+    fn is_kcov_call(&self, addr: u64) -> bool {
+        let (Some(target), Some(code)) = (self.cov_trace_pc, self.code_at(addr)) else {
+            return false;
+        };
+        match code.get(..5) {
+            Some(&[0xe8, a, b, c, d]) => {
+                let rel = i32::from_le_bytes([a, b, c, d]);
+                (addr + CALL_LEN).wrapping_add_signed(i64::from(rel)) == target
+            }
+            _ => false,
+        }
+    }
+
     /// The KCOV PCs whose instrumentation call starts in `[start, end)`: return addresses of
-    /// `call __sanitizer_cov_trace_pc` (`e8` + rel32). Empty without KCOV.
+    /// `call __sanitizer_cov_trace_pc`. Empty without KCOV.
     pub fn kcov_pcs(&self, start: u64, end: u64) -> Vec<u64> {
         let (Some(target), Some(code)) = (self.cov_trace_pc, self.code_at(start)) else {
             return Vec::new();
@@ -276,6 +329,41 @@ impl LineTable {
             }
         }
         pcs
+    }
+
+    /// The KCOV PCs of the blocks holding the code in `[start, end)`: the block it begins in
+    /// (the last call before it in its function; the function's first call for code ahead of
+    /// it, the prologue) and every block starting inside it. Empty when the function has no
+    /// KCOV calls (a file built with `KCOV_INSTRUMENT := n`, `noinstr` code).
+    pub fn block_pcs(&self, start: u64, end: u64) -> Vec<u64> {
+        let Some((fstart, fend)) = self.function_at(start) else {
+            return self.kcov_pcs(start, end);
+        };
+        let end = end.min(fend);
+        let mut pcs = self.kcov_pcs(start, end);
+        let before = (fstart..start)
+            .rev()
+            .find(|&a| self.is_kcov_call(a))
+            .map(|a| a + CALL_LEN);
+        let first = || self.kcov_pcs(end, fend).first().copied();
+        if let Some(pc) = before.or_else(|| pcs.first().copied()).or_else(first) {
+            pcs.push(pc);
+        }
+        pcs.sort_unstable();
+        pcs.dedup();
+        pcs
+    }
+
+    /// The code a KCOV PC stands for: from its call to the next call in the function, or the
+    /// function's end.
+    pub fn block_of(&self, pc: u64) -> Option<(u64, u64)> {
+        let site = pc.checked_sub(CALL_LEN)?;
+        let (_, fend) = self.function_at(site)?;
+        let end = self
+            .kcov_pcs(pc, fend)
+            .first()
+            .map_or(fend, |next| next - CALL_LEN);
+        Some((site, end))
     }
 
     /// The inline chain at a code address, innermost first: the function the line is written
@@ -314,17 +402,31 @@ impl LineTable {
         self.loader.find_symbol(addr)
     }
 
-    /// For each function, the source lines the KCOV PCs reach: every level of each PC's inline
-    /// chain counts (the inlined callee's line, and the caller's line that inlined it). Lines,
-    /// unlike offsets, survive a rebuild where the function changed.
+    /// For each function, the source lines the KCOV PCs reach: the lines of each PC's block,
+    /// at every level of their inline chains (the inlined callee's line, and the caller's line
+    /// that inlined it). Lines, unlike offsets, survive a rebuild where the function changed.
     pub fn reached_lines(&self, pcs: impl IntoIterator<Item = u64>) -> LinesByFunction {
         let mut out = LinesByFunction::new();
         for pc in pcs {
-            for f in self.frames(pc.saturating_sub(CALL_LEN)) {
-                if let (Some(function), Some(file), Some(line)) = (f.function, f.file, f.line) {
-                    out.entry(FunctionKey { file, function })
-                        .or_default()
-                        .insert(line);
+            let Some((start, end)) = self.block_of(pc) else {
+                continue;
+            };
+            let mut addrs = vec![start];
+            if let Ok(rows) = self.loader.find_location_range(start, end) {
+                addrs.extend(
+                    rows.map(|(addr, _, _)| addr)
+                        .filter(|&a| a > start && a < end),
+                );
+            }
+            addrs.sort_unstable();
+            addrs.dedup();
+            for addr in addrs {
+                for f in self.frames(addr) {
+                    if let (Some(function), Some(file), Some(line)) = (f.function, f.file, f.line) {
+                        out.entry(FunctionKey { file, function })
+                            .or_default()
+                            .insert(line);
+                    }
                 }
             }
         }

@@ -1,14 +1,14 @@
 //! A patch mapped onto one build, and which of its changed lines and functions a set of KCOV
 //! PCs reaches ("patch: 7/9 functions, 31/40 lines reached").
 //!
-//! Only *coverable* changed lines count: those whose code holds a KCOV callback. A comment or a
-//! declaration has no code; a line in the middle of a basic block, or in a file built without
-//! KCOV, has code but no callback of its own, so no run could ever report it. Those are listed
-//! apart (`PatchMap::uninstrumented`) and left out of every total.
+//! A changed line is reached when a basic block holding some of its code ran (its KCOV PC was
+//! covered; see `kernel::lines`). Only *coverable* lines count: a comment or a declaration has no
+//! code, and code in a function without KCOV calls (`KCOV_INSTRUMENT := n`, `noinstr`) can never
+//! be reported. Those are counted apart and left out of every total.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use crate::kernel::lines::{LineTable, CALL_LEN};
+use crate::kernel::lines::LineTable;
 
 use super::Patch;
 
@@ -22,7 +22,7 @@ pub struct ChangedLine {
     /// The ELF symbols its code was compiled into: its own function, or every function it was
     /// inlined into.
     pub hosts: BTreeSet<String>,
-    /// KCOV PCs (return addresses of its instrumentation calls); empty when uninstrumented.
+    /// KCOV PCs of the blocks holding its code; empty when its function has no KCOV calls.
     pub pcs: Vec<u64>,
 }
 
@@ -33,11 +33,15 @@ pub struct PatchMap {
     pub origin: String,
     /// Changed lines that have code, by (file, line).
     lines: BTreeMap<(String, u32), ChangedLine>,
-    /// KCOV PC → its line's key.
-    by_pc: HashMap<u64, (String, u32)>,
+    /// KCOV PC → the keys of the lines whose code its block holds.
+    by_pc: HashMap<u64, Vec<(String, u32)>>,
     /// Changed lines the patch has but no code was found for (comments, declarations,
     /// Kconfig, files not built).
     pub lines_without_code: usize,
+    /// Changed `.c`/`.h`/`.S` files none of whose changed lines has code in this build: not
+    /// built (a config option off), only declarations, or a path that does not match the
+    /// tree's (a diff made with `--no-prefix`).
+    pub files_without_code: Vec<String>,
 }
 
 impl PatchMap {
@@ -56,7 +60,7 @@ impl PatchMap {
             .collect();
         let mut lines: BTreeMap<(String, u32), ChangedLine> = BTreeMap::new();
         for r in table.ranges_of(&wanted)? {
-            let pcs = table.kcov_pcs(r.start, r.end);
+            let pcs = table.block_pcs(r.start, r.end);
             let l = lines
                 .entry((r.file.clone(), r.line))
                 .or_insert_with(|| ChangedLine {
@@ -66,29 +70,32 @@ impl PatchMap {
                     hosts: BTreeSet::new(),
                     pcs: Vec::new(),
                 });
-            // Where the code is: the call sites when there are some, else the range's start.
-            let sites: Vec<u64> = if pcs.is_empty() {
-                vec![r.start]
-            } else {
-                pcs.iter().map(|pc| pc - CALL_LEN).collect()
-            };
-            for site in sites {
-                let frames = table.frames(site);
-                if let Some(f) = frames.first().and_then(|f| f.function.clone()) {
-                    l.functions.insert(f);
-                }
-                if let Some(s) = table.symbol(site) {
-                    l.hosts.insert(s.to_string());
-                }
+            if let Some(f) = table
+                .frames(r.start)
+                .first()
+                .and_then(|f| f.function.clone())
+            {
+                l.functions.insert(f);
+            }
+            if let Some(s) = table.symbol(r.start) {
+                l.hosts.insert(s.to_string());
             }
             l.pcs.extend(pcs);
         }
         let with_code = lines.len();
-        Ok(PatchMap::from_lines(
+        let files_without_code = wanted
+            .keys()
+            .filter(|f| [".c", ".h", ".S"].iter().any(|e| f.ends_with(e)))
+            .filter(|f| !lines.keys().any(|(lf, _)| lf == *f))
+            .cloned()
+            .collect();
+        let mut map = PatchMap::from_lines(
             patch.origin.clone(),
             lines.into_values(),
             patch.line_count().saturating_sub(with_code),
-        ))
+        );
+        map.files_without_code = files_without_code;
+        Ok(map)
     }
 
     /// A map from lines already located (tests, or a cache).
@@ -107,7 +114,7 @@ impl PatchMap {
             l.pcs.dedup();
             let key = (l.file.clone(), l.line);
             for &pc in &l.pcs {
-                map.by_pc.insert(pc, key.clone());
+                map.by_pc.entry(pc).or_default().push(key.clone());
             }
             map.lines.insert(key, l);
         }
@@ -119,7 +126,8 @@ impl PatchMap {
         self.lines.values()
     }
 
-    /// Changed lines with code but no KCOV callback: never reported as reached or not.
+    /// Changed lines with code in functions without KCOV calls: never reported as reached or
+    /// not.
     pub fn uninstrumented(&self) -> impl Iterator<Item = &ChangedLine> {
         self.lines.values().filter(|l| l.pcs.is_empty())
     }
@@ -134,9 +142,13 @@ impl PatchMap {
         self.by_pc.contains_key(&pc)
     }
 
-    /// The changed line a KCOV PC belongs to.
-    pub fn line_of(&self, pc: u64) -> Option<&ChangedLine> {
-        self.by_pc.get(&pc).and_then(|k| self.lines.get(k))
+    /// The changed lines a KCOV PC's block holds code of.
+    pub fn lines_of(&self, pc: u64) -> impl Iterator<Item = &ChangedLine> {
+        self.by_pc
+            .get(&pc)
+            .into_iter()
+            .flatten()
+            .filter_map(|k| self.lines.get(k))
     }
 
     /// ELF symbols holding changed code (for per-function weights).
@@ -153,6 +165,7 @@ impl PatchMap {
         let reached: BTreeSet<&(String, u32)> = covered
             .into_iter()
             .filter_map(|pc| self.by_pc.get(&pc))
+            .flatten()
             .collect();
         let mut functions: BTreeMap<(&str, &str), FunctionCoverage> = BTreeMap::new();
         let mut hosts: BTreeMap<&str, FunctionCoverage> = BTreeMap::new();
@@ -239,7 +252,7 @@ pub struct PatchCoverage {
     pub hosts: Vec<FunctionCoverage>,
     pub lines_total: usize,
     pub lines_reached: usize,
-    /// Changed lines with code but no KCOV callback, not in the totals.
+    /// Changed lines with code in functions without KCOV calls, not in the totals.
     pub lines_uninstrumented: usize,
 }
 
@@ -281,7 +294,8 @@ mod tests {
             [
                 line("ipc/shm.c", 10, "newseg", &["newseg"], &[0x100, 0x110]),
                 line("ipc/shm.c", 11, "newseg", &["newseg"], &[0x120]),
-                line("ipc/shm.c", 12, "newseg", &["newseg"], &[]),
+                line("ipc/shm.c", 12, "newseg", &["newseg"], &[0x120]),
+                line("ipc/shm.c", 13, "newseg", &["newseg"], &[]),
                 line(
                     "ipc/shm.c",
                     40,
@@ -298,7 +312,7 @@ mod tests {
     #[test]
     fn nothing_covered_reaches_nothing_and_totals_skip_uninstrumented_lines() {
         let c = map().coverage([]);
-        assert_eq!(c.summary(), "0/3 functions, 0/4 lines reached");
+        assert_eq!(c.summary(), "0/3 functions, 0/5 lines reached");
         assert_eq!(c.lines_uninstrumented, 1);
         assert_eq!(c.unreached_functions().count(), 3);
     }
@@ -307,10 +321,12 @@ mod tests {
     fn one_pc_of_a_line_reaches_it_and_an_inlined_line_counts_for_its_host() {
         let m = map();
         assert!(m.reaches_change(0x110) && !m.reaches_change(0x111));
-        assert_eq!(m.line_of(0x300).map(|l| l.line), Some(40));
+        let lines = |pc| m.lines_of(pc).map(|l| l.line).collect::<Vec<_>>();
+        assert_eq!(lines(0x300), vec![40]);
+        assert_eq!(lines(0x120), vec![11, 12], "one block, two lines");
         // 0x999 is not a changed line's PC: ignored.
         let c = m.coverage([0x110, 0x300, 0x999]);
-        assert_eq!(c.summary(), "2/3 functions, 2/4 lines reached");
+        assert_eq!(c.summary(), "2/3 functions, 2/5 lines reached");
         let newseg = &c.functions[1];
         assert_eq!(
             (
@@ -318,9 +334,12 @@ mod tests {
                 newseg.lines_total,
                 newseg.lines_reached
             ),
-            ("newseg", 2, 1)
+            ("newseg", 3, 1)
         );
-        assert_eq!(newseg.unreached, vec![("ipc/shm.c".to_string(), 11)]);
+        assert_eq!(
+            newseg.unreached,
+            vec![("ipc/shm.c".to_string(), 11), ("ipc/shm.c".to_string(), 12)]
+        );
         let never: Vec<&str> = c.unreached_functions().map(|f| f.name.as_str()).collect();
         assert_eq!(never, vec!["ksys_shmdt"]);
         let hosts: Vec<(&str, usize, usize)> = c
@@ -333,11 +352,15 @@ mod tests {
             vec![
                 ("do_shm_rmid", 1, 1),
                 ("ksys_shmdt", 1, 0),
-                ("newseg", 2, 1),
+                ("newseg", 3, 1),
                 ("shm_close", 1, 1)
             ]
         );
         assert_eq!(m.hosts().len(), 4);
+        assert_eq!(
+            m.coverage([0x120]).summary(),
+            "1/3 functions, 2/5 lines reached"
+        );
         assert_eq!(m.pcs().count(), 6);
     }
 }
