@@ -252,7 +252,7 @@ impl LineTable {
             }
         }
         out.retain(|r| self.code_at(r.start).is_some());
-        out.sort_unstable_by(|a, b| (a.start, a.end).cmp(&(b.start, b.end)));
+        out.sort_unstable_by_key(|a| (a.start, a.end));
         let mut merged: Vec<LineRange> = Vec::with_capacity(out.len());
         for r in out {
             match merged.last_mut() {
@@ -293,40 +293,22 @@ impl LineTable {
         (addr < end).then_some((start, end))
     }
 
-    /// Whether a `call __sanitizer_cov_trace_pc` starts at `addr`.
-    fn is_kcov_call(&self, addr: u64) -> bool {
-        let (Some(target), Some(code)) = (self.cov_trace_pc, self.code_at(addr)) else {
-            return false;
+    /// The addresses of the `call __sanitizer_cov_trace_pc` instructions starting in
+    /// `[start, end)`. Empty without KCOV.
+    fn kcov_sites(&self, start: u64, end: u64) -> Vec<u64> {
+        let (Some(target), Some(code)) = (self.cov_trace_pc, self.code_at(start)) else {
+            return Vec::new();
         };
-        match code.get(..5) {
-            Some(&[0xe8, a, b, c, d]) => {
-                let rel = i32::from_le_bytes([a, b, c, d]);
-                (addr + CALL_LEN).wrapping_add_signed(i64::from(rel)) == target
-            }
-            _ => false,
-        }
+        let len = usize::try_from(end.saturating_sub(start)).unwrap_or(usize::MAX);
+        calls_to(code, start, len, target).collect()
     }
 
     /// The KCOV PCs whose instrumentation call starts in `[start, end)`: return addresses of
     /// `call __sanitizer_cov_trace_pc`. Empty without KCOV.
     pub fn kcov_pcs(&self, start: u64, end: u64) -> Vec<u64> {
-        let (Some(target), Some(code)) = (self.cov_trace_pc, self.code_at(start)) else {
-            return Vec::new();
-        };
-        let len = usize::try_from(end.saturating_sub(start)).unwrap_or(usize::MAX);
-        let mut pcs = Vec::new();
-        for i in 0..len.min(code.len()) {
-            if code[i] != 0xe8 {
-                continue;
-            }
-            let Some(rel) = code.get(i + 1..i + 5) else {
-                break;
-            };
-            let rel = i32::from_le_bytes([rel[0], rel[1], rel[2], rel[3]]);
-            let ret = start + i as u64 + CALL_LEN;
-            if ret.wrapping_add_signed(i64::from(rel)) == target {
-                pcs.push(ret);
-            }
+        let mut pcs = self.kcov_sites(start, end);
+        for pc in &mut pcs {
+            *pc += CALL_LEN;
         }
         pcs
     }
@@ -339,19 +321,21 @@ impl LineTable {
         let Some((fstart, fend)) = self.function_at(start) else {
             return self.kcov_pcs(start, end);
         };
-        let end = end.min(fend);
-        let mut pcs = self.kcov_pcs(start, end);
-        let before = (fstart..start)
-            .rev()
-            .find(|&a| self.is_kcov_call(a))
-            .map(|a| a + CALL_LEN);
-        let first = || self.kcov_pcs(end, fend).first().copied();
-        if let Some(pc) = before.or_else(|| pcs.first().copied()).or_else(first) {
-            pcs.push(pc);
-        }
-        pcs.sort_unstable();
-        pcs.dedup();
-        pcs
+        let sites = self.kcov_sites(fstart, fend);
+        let first_at_or_after = sites.partition_point(|&a| a < start);
+        let inside = sites[first_at_or_after..]
+            .iter()
+            .take_while(|&&a| a < end.min(fend));
+        let entry = first_at_or_after
+            .checked_sub(1)
+            .map_or(sites.first(), |i| sites.get(i));
+        entry
+            .into_iter()
+            .chain(inside)
+            .map(|a| a + CALL_LEN)
+            .collect::<BTreeSet<u64>>()
+            .into_iter()
+            .collect()
     }
 
     /// The code a KCOV PC stands for: from its call to the next call in the function, or the
@@ -359,10 +343,7 @@ impl LineTable {
     pub fn block_of(&self, pc: u64) -> Option<(u64, u64)> {
         let site = pc.checked_sub(CALL_LEN)?;
         let (_, fend) = self.function_at(site)?;
-        let end = self
-            .kcov_pcs(pc, fend)
-            .first()
-            .map_or(fend, |next| next - CALL_LEN);
+        let end = self.kcov_sites(pc, fend).first().copied().unwrap_or(fend);
         Some((site, end))
     }
 
@@ -434,6 +415,21 @@ impl LineTable {
     }
 }
 
+/// The addresses of the `call rel32` instructions (`e8` + 4 bytes) landing on `target` that start
+/// in the first `len` bytes of `code`, which is mapped at `base`. Any byte may start one: a false
+/// hit would need four bytes that happen to encode the exact distance to `target`.
+fn calls_to(code: &[u8], base: u64, len: usize, target: u64) -> impl Iterator<Item = u64> + '_ {
+    code.windows(5)
+        .take(len)
+        .enumerate()
+        .filter_map(move |(i, w)| {
+            let &[0xe8, a, b, c, d] = w else { return None };
+            let at = base + i as u64;
+            let rel = i64::from(i32::from_le_bytes([a, b, c, d]));
+            ((at + CALL_LEN).wrapping_add_signed(rel) == target).then_some(at)
+        })
+}
+
 fn basename(p: &str) -> &str {
     p.rsplit('/').next().unwrap_or(p)
 }
@@ -479,6 +475,32 @@ fn normalize(p: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kcov_calls_are_found_by_their_target() {
+        let base = 0xffff_ffff_8100_0000u64;
+        let target = base + 0x100;
+        let call = |at: u64, to: u64| {
+            let rel = i32::try_from(to as i64 - (at + CALL_LEN) as i64).unwrap();
+            let mut v = vec![0xe8];
+            v.extend_from_slice(&rel.to_le_bytes());
+            v
+        };
+        let mut code = vec![0x90, 0x90]; // nop nop
+        code.extend(call(base + 2, target)); // a KCOV call at +2
+        code.extend(call(base + 7, base + 0x200)); // a call elsewhere at +7
+        code.push(0x90);
+        code.extend(call(base + 13, target)); // a KCOV call at +13
+        let sites: Vec<u64> = calls_to(&code, base, code.len(), target).collect();
+        assert_eq!(sites, vec![base + 2, base + 13]);
+        // A call must start inside the first `len` bytes, but may end beyond them.
+        let sites: Vec<u64> = calls_to(&code, base, 14, target).collect();
+        assert_eq!(sites, vec![base + 2, base + 13]);
+        let sites: Vec<u64> = calls_to(&code, base, 13, target).collect();
+        assert_eq!(sites, vec![base + 2]);
+        // Cut short: no call.
+        assert_eq!(calls_to(&code[..4], base, 4, target).count(), 0);
+    }
 
     #[test]
     fn dwarf_paths_are_joined_and_normalized() {
