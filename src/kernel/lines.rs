@@ -68,6 +68,11 @@ pub struct LineTable {
     loader: addr2line::Loader,
 }
 
+fn _line_tables_can_move_between_threads() {
+    fn check<T: Send>() {}
+    check::<LineTable>();
+}
+
 impl std::fmt::Debug for LineTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LineTable")

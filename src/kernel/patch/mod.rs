@@ -116,8 +116,8 @@ impl Patch {
 
     fn add(&mut self, file: FileChange) {
         match self.files.get_mut(&file.path) {
-            // The same file twice (a concatenated series): the union, in the later numbering's
-            // spirit; exact only for the last patch.
+            // The same file twice (a concatenated series): the union. Later patches number
+            // lines after the earlier ones applied, so this is exact only for the last.
             Some(prev) => {
                 prev.lines.extend(file.lines);
                 prev.binary |= file.binary;
