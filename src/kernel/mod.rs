@@ -7,6 +7,8 @@ pub mod consts;
 pub mod fragments;
 pub mod kbuild;
 pub mod kconfig;
+pub mod lines;
+pub mod patch;
 pub mod symbols;
 pub mod syscall_config;
 pub mod syscall_sources;
