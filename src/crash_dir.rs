@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+use crate::kernel::symbols::Symbols;
 use crate::report::CrashReport;
 
 pub const MAX_LOGS: usize = 20;
@@ -106,9 +107,19 @@ impl CrashDir {
     }
 
     /// Saves one occurrence: the title when new, the counts, and the next free `logN` and
-    /// `reportN` (`report` is the report's text as it should be read: symbolized when it could
-    /// be). Returns whether the title is new here.
-    pub fn save(&self, r: &CrashReport, report: &str, log: &str) -> anyhow::Result<bool> {
+    /// `reportN`. The report is saved as a developer reads it: its frames with their source
+    /// lines when `symbols` has DWARF (as the kernel's decode_stacktrace.sh prints them).
+    /// Returns whether the title is new here.
+    pub fn save(
+        &self,
+        r: &CrashReport,
+        symbols: Option<&Symbols>,
+        log: &str,
+    ) -> anyhow::Result<bool> {
+        let report = match symbols {
+            Some(s) if s.has_debug_info() => crate::report::symbolize::symbolize(&r.report, s).text,
+            _ => r.report.clone(),
+        };
         let dir = &self.path;
         let new = !self.description().exists();
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -226,13 +237,10 @@ mod tests {
             corrupted: false,
         };
         let dir = CrashDir::for_title(tmp.path(), &r.title);
-        assert!(dir.save(&r, &r.report, "log").unwrap());
-        assert!(!dir.save(&r, "symbolized", "log").unwrap());
+        assert!(dir.save(&r, None, "log").unwrap());
+        assert!(!dir.save(&r, None, "log").unwrap());
         assert_eq!(dir, CrashDir::for_title(tmp.path(), "WARNING in foo"));
-        assert_eq!(
-            std::fs::read_to_string(dir.report(1)).unwrap(),
-            "symbolized"
-        );
+        assert_eq!(std::fs::read_to_string(dir.report(1)).unwrap(), r.report);
         std::fs::write(dir.repro_syz(), "").unwrap();
         let l = list(tmp.path());
         assert_eq!(l.len(), 1);

@@ -260,7 +260,12 @@ pub fn replay(
                                 Some(_) => Verdict::OtherCrash,
                             };
                             r.title = Some(rep.title);
-                            r.report = Some(rep.report);
+                            r.report = Some(match symbols {
+                                Some(s) if s.has_debug_info() => {
+                                    crate::report::symbolize::symbolize(&rep.report, s).text
+                                }
+                                _ => rep.report,
+                            });
                         } else if item.repro_of.is_some() {
                             r.verdict = Verdict::Fixed;
                         }

@@ -122,6 +122,12 @@ fn an_lkdtm_program_crashes_the_kernel_and_the_crash_is_saved() {
         log.contains("write$lkdtm(r0,"),
         "the program is in the log:\n{log}"
     );
+    // The saved report reads as decode_stacktrace.sh prints it: the test kernel has DWARF.
+    let report = std::fs::read_to_string(dirs[0].path().join("report0")).unwrap();
+    assert!(
+        report.contains("lkdtm_EXCEPTION (drivers/misc/lkdtm/bugs.c:"),
+        "the report's frames carry their source lines:\n{report}"
+    );
     assert!(common::qemus_in(&tree).is_empty());
 }
 

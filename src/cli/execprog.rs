@@ -78,6 +78,7 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
     let guest = args.guest.prepare(shell, &l.tree, &l.manifest)?;
     let accel = Accel::detect_and_tell(shell);
     let scale = accel.timeout_scale();
+    let kernel_path = kernel.clone();
     let spec = guest.spec(&l.manifest.vm, kernel, work.join("execprog"), accel);
     let workdir = match &args.workdir {
         Some(d) => std::path::absolute(d)?,
@@ -123,6 +124,7 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
         }
     }
     let state = Mutex::new(Session {
+        kernel: kernel_path,
         monitor: CrashMonitor::new(&vm),
         vm,
         crash: None,
@@ -195,6 +197,8 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
 
 struct Session {
     vm: Vm,
+    /// The booted kernel, whose vmlinux symbolizes a saved report.
+    kernel: PathBuf,
     monitor: CrashMonitor,
     crash: Option<String>,
     cover: HashSet<u64>,
@@ -237,7 +241,9 @@ impl Session {
             .map(|l| l + "\n")
             .collect();
         let dir = CrashDir::for_title(&workdir.join("crashes"), &r.title);
-        match dir.save(&r, &r.report, &log) {
+        // Loaded once a crash is there: saved reports get their source lines.
+        let symbols = crate::kernel::symbols::load_for(&self.kernel, shell);
+        match dir.save(&r, symbols.as_deref(), &log) {
             Ok(_) => {
                 shell.note("Crash", format!("{} ({})", r.title, dir.path().display()));
                 shell.json(&serde_json::json!({"reason": "crash", "title": r.title, "kind": r.kind, "dir": dir.path()}));

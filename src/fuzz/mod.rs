@@ -815,20 +815,10 @@ impl Fuzzer {
         out
     }
 
-    /// The report as a developer reads it: frames with their source lines when vmlinux has
-    /// DWARF.
-    fn readable_report(&self, r: &CrashReport) -> String {
-        match &self.opts.symbols {
-            Some(s) if s.has_debug_info() => report::symbolize::symbolize(&r.report, s).text,
-            _ => r.report.clone(),
-        }
-    }
-
     fn record_crash(&self, vm: &Vm, r: &CrashReport) {
         let log = self.expand_log(&vm.console().tail_text());
         let dir = CrashDir::for_title(&self.opts.workdir.join("crashes"), &r.title);
-        let report = self.readable_report(r);
-        match dir.save(r, &report, &log) {
+        match dir.save(r, self.opts.symbols.as_deref(), &log) {
             Ok(new) => {
                 let path = dir.path();
                 self.stats.crashes.fetch_add(1, Ordering::SeqCst);
