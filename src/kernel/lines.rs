@@ -32,14 +32,8 @@ pub struct LineRange {
     pub end: u64,
 }
 
-/// One level of a PC's inline chain.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SourceFrame {
-    pub function: Option<String>,
-    /// Repository-relative when the file is in the kernel tree, as DWARF has it otherwise.
-    pub file: Option<String>,
-    pub line: Option<u32>,
-}
+use super::symbols::inline_chain;
+pub use super::symbols::SourceFrame;
 
 /// A function by the file it is written in and its name (two `static` functions may share a
 /// name).
@@ -355,31 +349,9 @@ impl LineTable {
     /// The inline chain at a code address, innermost first: the function the line is written
     /// in, then the functions it was inlined into, up to the symbol's own function.
     pub fn frames(&self, addr: u64) -> Vec<SourceFrame> {
-        let mut out = Vec::new();
-        let Ok(mut it) = self.loader.find_frames(addr) else {
-            return out;
-        };
-        while let Ok(Some(f)) = it.next() {
-            let function = f
-                .function
-                .as_ref()
-                .and_then(|n| n.raw_name().ok())
-                .map(|n| n.into_owned());
-            let (file, line) = match &f.location {
-                Some(l) => (
-                    l.file
-                        .map(|p| self.relative(p).unwrap_or_else(|| p.to_string())),
-                    l.line,
-                ),
-                None => (None, None),
-            };
-            out.push(SourceFrame {
-                function,
-                file,
-                line,
-            });
-        }
-        out
+        inline_chain(&self.loader, addr, |p| {
+            self.relative(p).unwrap_or_else(|| p.to_string())
+        })
     }
 
     /// The ELF symbol (function) holding a code address: what KCOV coverage is grouped by

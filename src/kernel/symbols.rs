@@ -38,6 +38,36 @@ pub struct SourceFrame {
     pub line: Option<u32>,
 }
 
+/// The inline chain DWARF gives for a code address, innermost first, each file path passed
+/// through `path` (to make it relative to the tree); empty when DWARF does not cover it.
+pub fn inline_chain(
+    loader: &addr2line::Loader,
+    addr: u64,
+    path: impl Fn(&str) -> String,
+) -> Vec<SourceFrame> {
+    let mut out = Vec::new();
+    let Ok(mut iter) = loader.find_frames(addr) else {
+        return out;
+    };
+    while let Ok(Some(f)) = iter.next() {
+        let function = f
+            .function
+            .as_ref()
+            .and_then(|n| n.demangle().ok())
+            .map(|n| n.into_owned());
+        let (file, line) = match f.location {
+            Some(l) => (l.file.map(&path), l.line),
+            None => (None, None),
+        };
+        out.push(SourceFrame {
+            function,
+            file,
+            line,
+        });
+    }
+    out
+}
+
 struct Dwarf {
     loader: addr2line::Loader,
     files: HashMap<usize, Option<String>>,
@@ -191,27 +221,7 @@ impl Symbols {
         let Some(d) = self.dwarf.as_ref().and_then(|d| d.lock().ok()) else {
             return Vec::new();
         };
-        let mut out = Vec::new();
-        let Ok(mut iter) = d.loader.find_frames(pc) else {
-            return out;
-        };
-        while let Ok(Some(f)) = iter.next() {
-            let function = f
-                .function
-                .as_ref()
-                .and_then(|n| n.demangle().ok())
-                .map(|n| n.into_owned());
-            let (file, line) = match f.location {
-                Some(l) => (l.file.map(tidy_path), l.line),
-                None => (None, None),
-            };
-            out.push(SourceFrame {
-                function,
-                file,
-                line,
-            });
-        }
-        out
+        inline_chain(&d.loader, pc, tidy_path)
     }
 
     /// The source file a function is in (needs DWARF), relative to the tree when the path
