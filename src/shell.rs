@@ -115,10 +115,13 @@ impl Shell {
         }
     }
 
-    /// A plain line of program output on stdout (human mode; results, not progress).
+    /// A plain line of program output on stdout (human mode; results, not progress). A
+    /// closed stdout (`kfuzz report … | head`) is not an error worth a panic: the line is
+    /// dropped.
     pub fn println(&self, line: impl std::fmt::Display) {
         if self.format == MessageFormat::Human {
-            println!("{line}");
+            use std::io::Write;
+            let _ = writeln!(std::io::stdout().lock(), "{line}");
         }
     }
 }
