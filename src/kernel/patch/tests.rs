@@ -438,3 +438,23 @@ mod git {
         assert_eq!(lines(&from_git, "a.c"), vec![3, 19, 20, 39]);
     }
 }
+
+#[test]
+fn huge_hunk_counts_are_an_error_not_an_allocation() {
+    let d = "\
+--- a/ipc/shm.c
++++ b/ipc/shm.c
+@@ -1,1 +4294967290,4294967295 @@
++x
+";
+    let e = Patch::parse(d, "huge.diff").expect_err("a hunk that ends early");
+    assert!(e.to_string().starts_with("huge.diff:"), "{e}");
+    let d = "\
+--- a/ipc/shm.c
++++ b/ipc/shm.c
+@@ -1 +99999999999999999999999 @@
++x
+";
+    let e = Patch::parse(d, "big.diff").expect_err("a number past u32");
+    assert!(e.to_string().starts_with("big.diff:3"), "{e}");
+}
