@@ -147,6 +147,7 @@ pub fn exec(mut args: Args, shell: &Shell) -> anyhow::Result<i32> {
                 reproduce: false,
                 commit: None,
                 symbols: None,
+                focus: None,
                 seed: Some(1),
                 tree: Some(l.tree.clone()),
             },

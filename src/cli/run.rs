@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::syscalls::TargetArgs;
+use crate::fuzz::focus::{Focus, PatchReport};
 use crate::fuzz::{FuzzOptions, Fuzzer};
 use crate::shell::Shell;
 use crate::vm::Accel;
@@ -44,6 +45,11 @@ pub struct Args {
     /// Do not reproduce new crashes while fuzzing (default: kfuzz.toml's fuzz.reproduce)
     #[arg(long)]
     pub no_reproduce: bool,
+    /// Aim at a patch: a diff file, a commit, or (no value) the working tree's changes against
+    /// HEAD. Programs reaching changed code are mutated more, and the changed lines reached
+    /// are followed
+    #[arg(long, value_name = "REV|FILE", num_args = 0..=1, default_missing_value = "")]
+    pub patch: Option<String>,
     /// Generate programs only, with no coverage feedback (a baseline for benchmarks)
     #[arg(long, hide = true)]
     pub no_feedback: bool,
@@ -122,6 +128,17 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
         None => l.tree.root.join(&l.manifest.fuzz.workdir),
     };
     let vms = args.vms.unwrap_or(vm.count as usize).max(1);
+    let symbols = crate::kernel::symbols::load_for(&spec_kernel, shell);
+    let focus = match &args.patch {
+        Some(p) => Some(Arc::new(Focus::load(
+            &l.tree.root,
+            p,
+            &spec_kernel,
+            symbols.clone(),
+            shell,
+        )?)),
+        None => None,
+    };
     let sandbox = args.sandbox.into();
     let fuzzer = Fuzzer::new(
         FuzzOptions {
@@ -141,9 +158,10 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
             no_feedback: args.no_feedback,
             reproduce: l.manifest.fuzz.reproduce && !args.no_reproduce,
             commit: crate::host::git_commit(&l.tree.root),
-            symbols: crate::kernel::symbols::load_for(&spec_kernel, shell),
+            symbols,
             seed: args.seed,
             tree: Some(l.tree.clone()),
+            focus,
         },
         shell,
     )?;
@@ -174,6 +192,9 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
             summary.hints
         ),
     );
+    if let Some(p) = &summary.patch {
+        print_patch(p, shell);
+    }
     for (title, n) in &summary.crashes {
         shell.println(format!("crash: {title} ({n}x)"));
     }
@@ -190,4 +211,40 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
         anyhow::bail!("{e}");
     }
     Ok(0)
+}
+
+/// The end of a `--patch` run: how much of the patch was reached, and what never was.
+fn print_patch(p: &PatchReport, shell: &Shell) {
+    let first = p
+        .first_reach_secs
+        .map(|s| format!("; first changed line reached after {s:.0}s"))
+        .unwrap_or_default();
+    shell.println(format!("patch:   {} ({}){first}", p.summary, p.origin));
+    for f in &p.functions {
+        if f.lines_reached == 0 {
+            shell.println(format!(
+                "  never reached: {} ({}:{})",
+                f.function,
+                f.file,
+                join_lines(&f.unreached_lines)
+            ));
+        } else if !f.unreached_lines.is_empty() {
+            shell.println(format!(
+                "  {}: {}/{} changed lines reached; not {}:{}",
+                f.function,
+                f.lines_reached,
+                f.lines_total,
+                f.file,
+                join_lines(&f.unreached_lines)
+            ));
+        }
+    }
+}
+
+fn join_lines(lines: &[u32]) -> String {
+    lines
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }

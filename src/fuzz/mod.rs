@@ -3,6 +3,7 @@
 //! crash reports. Knows nothing of clap; reports through `Shell` and `Stats`.
 
 pub mod corpus;
+pub mod focus;
 pub mod mix;
 pub mod probe;
 mod triage;
@@ -58,6 +59,8 @@ pub struct FuzzOptions {
     pub seed: Option<u64>,
     /// The kernel tree, to name the config option a call the guest lacks would need.
     pub tree: Option<crate::kernel::tree::KernelTree>,
+    /// `--patch`: the change fuzzing is aimed at.
+    pub focus: Option<Arc<focus::Focus>>,
 }
 
 #[derive(Default)]
@@ -93,6 +96,8 @@ pub struct Stats {
 struct CorpusEntry {
     prog: Prog,
     signal: usize,
+    /// With `--patch`: where its coverage lies.
+    area: focus::Area,
 }
 
 #[derive(Default)]
@@ -211,6 +216,9 @@ pub struct Summary {
     pub error: Option<String>,
     /// Executions and signal per kind of work.
     pub mix: Vec<mix::KindReport>,
+    /// With `--patch`: how much of the patch was reached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patch: Option<focus::PatchReport>,
 }
 
 impl Fuzzer {
@@ -222,11 +230,21 @@ impl Fuzzer {
         };
         let corpus_dir = opts.workdir.join("corpus");
         let mut bad = 0;
+        // With `--patch`, the programs recorded reaching the change are triaged first.
+        let mut loaded: Vec<(focus::Area, Prog)> = Vec::new();
         for (path, src) in corpus::load_texts(&corpus_dir) {
             match text::parse(&opts.target, &src) {
                 Ok(p) => {
                     state.corpus_names.insert(corpus::name_of(&src));
-                    state.candidates.push_back(p);
+                    let area = match (&opts.focus, corpus::load_meta(&path)) {
+                        (Some(f), Some(meta)) => f.area_of_functions(
+                            meta.cover
+                                .keys()
+                                .map(|k| (k.as_str(), meta.files.get(k).map(String::as_str))),
+                        ),
+                        _ => focus::Area::Rest,
+                    };
+                    loaded.push((area, p));
                 }
                 Err(e) => {
                     bad += 1;
@@ -237,6 +255,8 @@ impl Fuzzer {
                 }
             }
         }
+        loaded.sort_by_key(|(area, _)| std::cmp::Reverse(*area));
+        state.candidates.extend(loaded.into_iter().map(|(_, p)| p));
         if !state.candidates.is_empty() || bad > 0 {
             shell.status(
                 "Loaded",
@@ -351,6 +371,7 @@ impl Fuzzer {
             floods: self.stats.floods.load(Ordering::SeqCst),
             error: self.fatal.lock().ok().and_then(|f| f.clone()),
             mix: self.mix.snapshot().report(),
+            patch: self.opts.focus.as_ref().map(|f| f.report()),
         }
     }
 
@@ -365,7 +386,12 @@ impl Fuzzer {
             self.stats.cover.load(Ordering::SeqCst),
             self.stats.crashes.load(Ordering::SeqCst),
             self.stats.hints.load(Ordering::SeqCst),
-        )
+        ) + &self
+            .opts
+            .focus
+            .as_ref()
+            .map(|f| format!("  patch: {}", f.coverage().summary()))
+            .unwrap_or_default()
     }
 
     fn worker(self: Arc<Self>, index: usize) {
@@ -604,15 +630,25 @@ impl Fuzzer {
             if s.corpus.is_empty() || self.opts.no_feedback || rng.gen_bool(generate) {
                 return None;
             }
-            let total: usize = s.corpus.iter().map(|e| e.signal.max(1)).sum();
+            // With `--patch`: an area first, by its weight, then a program in it.
+            let area = self.opts.focus.as_ref().and_then(|_| {
+                let mut counts = [0usize; 3];
+                for e in &s.corpus {
+                    counts[e.area as usize] += 1;
+                }
+                focus::pick_area(&counts, rng.gen())
+            });
+            let in_area = |e: &CorpusEntry| area.is_none_or(|a| e.area == a);
+            let weight = |e: &CorpusEntry| if in_area(e) { e.signal.max(1) } else { 0 };
+            let total: usize = s.corpus.iter().map(weight).sum();
             let mut x = rng.gen_range(0..total.max(1));
             let mut chosen = 0;
             for (i, e) in s.corpus.iter().enumerate() {
-                if x < e.signal.max(1) {
+                if x < weight(e) {
                     chosen = i;
                     break;
                 }
-                x -= e.signal.max(1);
+                x -= weight(e);
             }
             let other = rng.gen_range(0..s.corpus.len());
             Some((s.corpus[chosen].prog.clone(), s.corpus[other].prog.clone()))
@@ -736,6 +772,7 @@ impl Fuzzer {
                     return None;
                 }
                 drop(inner);
+                self.observe_patch(&r.new_pcs);
                 if !full_signal {
                     let mut s = self.state.lock().ok()?;
                     for pc in &r.new_pcs {
@@ -779,6 +816,25 @@ impl Fuzzer {
                 }
                 None
             }
+        }
+    }
+
+    /// With `--patch`: tells each changed line reached for the first time.
+    fn observe_patch(&self, pcs: &[u64]) {
+        let Some(f) = &self.opts.focus else { return };
+        for r in f.observe(pcs) {
+            self.shell.status(
+                "Reached",
+                format!(
+                    "{}:{} ({}), changed by the patch, after {:.0}s",
+                    r.file,
+                    r.line,
+                    r.functions.join(", "),
+                    r.secs
+                ),
+            );
+            self.shell
+                .json(&serde_json::json!({"reason": "patch-line-reached", "line": r}));
         }
     }
 

@@ -121,6 +121,13 @@ impl Fuzzer {
             let pcs: HashSet<u64> = r.new_pcs.iter().copied().collect();
             stable_pcs.retain(|pc| pcs.contains(pc));
         }
+        let area = self
+            .opts
+            .focus
+            .as_ref()
+            .map_or(super::focus::Area::Rest, |f| {
+                f.area(stable_pcs.iter().copied())
+            });
         let Ok(mut s) = self.state.lock() else {
             return Ok(());
         };
@@ -182,6 +189,7 @@ impl Fuzzer {
         s.corpus.push(CorpusEntry {
             prog: p.clone(),
             signal: stable.len(),
+            area,
         });
         self.stats
             .corpus
