@@ -29,6 +29,7 @@ fn result(path: &str, verdict: Verdict, title: Option<&str>) -> ItemResult {
         seconds: 1.5,
         reached: Vec::new(),
         cover: HashSet::new(),
+        pcs: HashSet::new(),
     }
 }
 

@@ -178,6 +178,7 @@ fn a_patch_to_widely_included_headers_maps_in_seconds() {
                 status: FileStatus::Modified,
                 binary: false,
                 lines: (1..=lines).collect(),
+                hunks: Vec::new(),
             },
         );
     }

@@ -186,6 +186,7 @@ mod tests {
             seconds: 0.0,
             reached: Vec::new(),
             cover: HashSet::new(),
+            pcs: HashSet::new(),
         }
     }
 

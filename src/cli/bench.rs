@@ -148,6 +148,7 @@ pub fn exec(mut args: Args, shell: &Shell) -> anyhow::Result<i32> {
                 commit: None,
                 symbols: None,
                 focus: None,
+                lines: None,
                 seed: Some(1),
                 tree: Some(l.tree.clone()),
             },

@@ -8,6 +8,7 @@
 //! reproducer that still crashes is reported ("still broken") but is not a new crash. See
 //! docs/ci.md.
 
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,10 @@ use crate::ci_report::provenance::TestedKernel;
 use crate::ci_report::{self, CoverageSummary, RegressRun};
 use crate::kernel::baseline;
 use crate::kernel::build::{self, BuildOptions, BuildOutcome};
+use crate::kernel::lines::LineTable;
+use crate::kernel::patch::cover::PatchMap;
+use crate::kernel::patch::{Patch, PatchSource};
+use crate::regress::judge::{self, Change, Judgement};
 use crate::regress::{self, Verdict};
 use crate::shell::Shell;
 use crate::vm::Accel;
@@ -53,6 +58,12 @@ pub struct Args {
     /// .kfuzz/baseline/) and compare: crashes only on this build, coverage only on the baseline
     #[arg(long, value_name = "REF")]
     pub baseline: Option<String>,
+    /// The change since the corpus was recorded: a diff file, a commit, or (no value) the
+    /// working tree against HEAD. Default: the working tree against the commit the corpus was
+    /// recorded at, when the tree is a git checkout. Functions it changes are compared apart;
+    /// the lost-coverage threshold applies to the rest
+    #[arg(long, value_name = "REV|FILE", num_args = 0..=1, default_missing_value = "")]
+    pub patch: Option<String>,
     #[command(flatten)]
     pub target: TargetArgs,
     #[command(flatten)]
@@ -136,6 +147,7 @@ fn run(args: Args, shell: &Shell) -> anyhow::Result<i32> {
     check_outputs(&args, &corpus_dirs)?;
     let (items, skipped) = regress::collect(t, &corpus_dirs, &workdir.join("crashes"), shell);
     let repros = items.iter().filter(|i| i.repro_of.is_some()).count();
+    let patch = change_since_recording(&args, &l.tree.root, &items, shell)?;
     let work = l.tree.work_dir();
     let guest = args.guest.prepare(shell, &l.tree, &l.manifest)?;
     let accel = Accel::detect_and_tell(shell);
@@ -179,6 +191,7 @@ fn run(args: Args, shell: &Shell) -> anyhow::Result<i32> {
             if vms == 1 { "" } else { "s" }
         ),
     );
+    let kernel_path = kernel.clone();
     let results = replay_on(kernel, "regress");
     let diff = baseline.map(|(rev, k)| {
         shell.status("Replaying", format!("the same on the baseline {rev}"));
@@ -225,9 +238,11 @@ fn run(args: Args, shell: &Shell) -> anyhow::Result<i32> {
             ),
         );
     }
-    let (lost, recorded, lost_keys) = regress::lost_coverage(&items, &results);
     let threshold = l.manifest.regress.lost_coverage_percent;
-    let pct = 100.0 * lost as f64 / recorded.max(1) as f64;
+    let (pc_lost, pc_recorded, _) = regress::lost_coverage(&items, &results);
+    let judgement = judge_coverage(&items, &results, &kernel_path, patch.as_ref(), shell);
+    let (lost, recorded) = (judgement.lost, judgement.recorded);
+    let pct = judgement.percent();
     let losing: Vec<_> = results.iter().filter(|r| r.lost_cover > 0).collect();
     for r in &losing {
         shell.verbose(
@@ -240,36 +255,75 @@ fn run(args: Args, shell: &Shell) -> anyhow::Result<i32> {
             ),
         );
     }
-    let groups = regress::summarize_lost(&items, &lost_keys);
+    let groups = by_file(&judgement);
+    let unit = judgement.unit_name();
+    let unchanged = if judgement.changed.is_empty() {
+        ""
+    } else {
+        " of unchanged code"
+    };
     shell.status(
         "Coverage",
         format!(
-            "{lost} of {recorded} recorded PCs no longer reached ({pct:.1}%, threshold {threshold}%); {} programs lost some",
+            "{lost} of {recorded} recorded {unit}{unchanged} no longer reached ({pct:.1}%, threshold {threshold}%); {} programs lost some PCs",
             losing.len()
         ),
     );
-    for (group, n, funcs) in
-        groups
-            .iter()
-            .take(if shell.verbosity == crate::shell::Verbosity::Verbose {
-                usize::MAX
-            } else {
-                10
-            })
-    {
-        let mut names = funcs.iter().take(4).cloned().collect::<Vec<_>>().join(", ");
-        if funcs.len() > 4 {
-            names.push_str(&format!(", … ({} functions)", funcs.len()));
+    for f in &judgement.touched_files {
+        shell.status(
+            "Coverage",
+            format!(
+                "{}, which the patch touches: {} of {} recorded {unit} of unchanged code no longer reached ({:.1}%)",
+                f.file,
+                f.lost,
+                f.recorded,
+                f.percent()
+            ),
+        );
+    }
+    let shown = if shell.verbosity == crate::shell::Verbosity::Verbose {
+        usize::MAX
+    } else {
+        10
+    };
+    for f in judgement.lost_functions.iter().take(shown) {
+        let mut what: Vec<String> = f.lost.iter().take(8).cloned().collect();
+        if f.lost.len() > 8 {
+            what.push("…".into());
         }
-        let what = if funcs.len() == 1 && funcs[0] == *group {
-            format!("{group}: {n} lost")
+        let place = if f.file.is_empty() {
+            f.function.clone()
         } else {
-            format!("{group}: {n} lost in {names}")
+            format!("{}: {}", f.file, f.function)
         };
-        shell.note("Lost", what);
+        shell.note(
+            "Lost",
+            format!(
+                "{place}: {} of {} {unit} ({})",
+                f.lost.len(),
+                f.recorded,
+                what.join(", ")
+            ),
+        );
+    }
+    for c in &judgement.changed {
+        shell.note(
+            "Changed",
+            format!(
+                "{}{}: changed by the patch; {} {unit} reached now, {} when recorded",
+                if c.file.is_empty() {
+                    String::new()
+                } else {
+                    format!("{}: ", c.file)
+                },
+                c.function,
+                c.reached,
+                c.recorded
+            ),
+        );
     }
     // With a baseline, the coverage verdict is the baseline's coverage this build misses.
-    let mut verdict_pct = pct;
+    let mut verdict_pct = judgement.judged_percent();
     if let Some((rev, d)) = &diff {
         let bpct = 100.0 * d.cover_only_on_baseline.len() as f64 / d.baseline_cover.max(1) as f64;
         verdict_pct = bpct;
@@ -348,6 +402,19 @@ fn run(args: Args, shell: &Shell) -> anyhow::Result<i32> {
             .map(|(g, n, f)| serde_json::json!({"file": g, "lost": n, "functions": f}))
             .collect::<Vec<_>>(),
         "lost_percent": pct,
+        "judged_percent": judgement.judged_percent(),
+        "touched_files": judgement.touched_files,
+        "coverage_unit": judgement.unit,
+        "lost_functions": judgement.lost_functions,
+        "changed_functions": judgement.changed,
+        "patch": patch.as_ref().map(|p| &p.origin),
+        // Every recorded PC compared by offset, changed functions included: the rule before
+        // changes and lines were told apart.
+        "pc_comparison": {
+            "lost": pc_lost,
+            "recorded": pc_recorded,
+            "percent": 100.0 * pc_lost as f64 / pc_recorded.max(1) as f64,
+        },
         "threshold_percent": threshold,
         "new_crashes": new_crashes,
         "baseline": diff.as_ref().map(|(rev, d)| serde_json::json!({"ref": rev, "diff": d})),
@@ -405,4 +472,105 @@ fn tested_kernel(
         );
     }
     kernel
+}
+
+/// The change the corpus is judged against: `--patch`, or else the working tree against the
+/// commit every program was recorded at (a git checkout; None when the programs disagree, or
+/// none was recorded at a commit).
+fn change_since_recording(
+    args: &Args,
+    root: &std::path::Path,
+    items: &[regress::Item],
+    shell: &Shell,
+) -> anyhow::Result<Option<Patch>> {
+    if let Some(arg) = &args.patch {
+        let p = Patch::load(root, &PatchSource::from_arg(Some(arg)))?;
+        shell.status(
+            "Patch",
+            format!("{}: {} files changed", p.origin, p.files.len()),
+        );
+        return Ok(Some(p));
+    }
+    let commits: BTreeSet<&str> = items
+        .iter()
+        .filter_map(|i| i.recorded.as_ref()?.commit.as_deref())
+        .collect();
+    let [commit] = commits.into_iter().collect::<Vec<_>>()[..] else {
+        return Ok(None);
+    };
+    match Patch::load(root, &PatchSource::Since(commit.to_string())) {
+        Ok(p) => {
+            shell.status(
+                "Patch",
+                format!(
+                    "{}: {} files changed since the corpus was recorded",
+                    p.origin,
+                    p.files.len()
+                ),
+            );
+            Ok(Some(p))
+        }
+        Err(e) => {
+            shell.warn(format!(
+                "cannot tell what changed since the corpus was recorded at {commit}: {e:#}; \
+                 every function is compared as unchanged (give the change with --patch)"
+            ));
+            Ok(None)
+        }
+    }
+}
+
+/// Judges the replay's coverage against the change, by source line when the replayed
+/// kernel's vmlinux has a line table.
+fn judge_coverage(
+    items: &[regress::Item],
+    results: &[regress::ItemResult],
+    kernel: &std::path::Path,
+    patch: Option<&Patch>,
+    shell: &Shell,
+) -> Judgement {
+    let table = crate::kernel::symbols::vmlinux_for(kernel)
+        .map(|v| LineTable::open(&v))
+        .transpose()
+        .unwrap_or_else(|e| {
+            shell.verbose("Lines", format!("{e:#}: coverage is compared by PC"));
+            None
+        });
+    let map = match (patch, &table) {
+        (Some(p), Some(t)) => match PatchMap::new(p, t) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                shell.warn(format!("cannot locate the patch in this build: {e:#}"));
+                None
+            }
+        },
+        _ => None,
+    };
+    let reached = table.as_ref().map(|t| {
+        let pcs: HashSet<u64> = results.iter().flat_map(|r| r.pcs.iter().copied()).collect();
+        t.reached_lines(pcs)
+    });
+    let change = Change {
+        patch,
+        map: map.as_ref(),
+    };
+    judge::judge(items, results, reached.as_ref(), &change)
+}
+
+/// Lost coverage by file: (file, lost, functions), most lost first.
+fn by_file(j: &Judgement) -> Vec<(String, usize, Vec<String>)> {
+    let mut files: BTreeMap<String, (usize, Vec<String>)> = BTreeMap::new();
+    for f in &j.lost_functions {
+        let key = if f.file.is_empty() {
+            f.function.clone()
+        } else {
+            f.file.clone()
+        };
+        let e = files.entry(key).or_default();
+        e.0 += f.lost.len();
+        e.1.push(f.function.clone());
+    }
+    let mut out: Vec<_> = files.into_iter().map(|(k, (n, f))| (k, n, f)).collect();
+    out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    out
 }

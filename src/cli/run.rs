@@ -1,6 +1,8 @@
 //! `kfuzz run [--syscalls GLOBS] [--vms N] [--sandbox S] [--duration D] [--workdir DIR]`
 
 use std::path::PathBuf;
+
+use anyhow::Context;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,6 +10,7 @@ use std::time::Duration;
 use super::syscalls::TargetArgs;
 use crate::fuzz::focus::{Focus, PatchReport};
 use crate::fuzz::{FuzzOptions, Fuzzer};
+use crate::kernel::lines::LineTable;
 use crate::shell::Shell;
 use crate::vm::Accel;
 
@@ -50,6 +53,9 @@ pub struct Args {
     /// are followed
     #[arg(long, value_name = "REV|FILE", num_args = 0..=1, default_missing_value = "")]
     pub patch: Option<String>,
+    /// With --patch: follow the patch's lines without aiming at them (for measuring)
+    #[arg(long, hide = true)]
+    pub no_focus: bool,
     /// Generate programs only, with no coverage feedback (a baseline for benchmarks)
     #[arg(long, hide = true)]
     pub no_feedback: bool,
@@ -129,15 +135,30 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
     };
     let vms = args.vms.unwrap_or(vm.count as usize).max(1);
     let symbols = crate::kernel::symbols::load_for(&spec_kernel, shell);
+    // The line table: corpus programs are recorded with the source lines they reach, and
+    // `--patch` is located through it.
+    let table = crate::kernel::symbols::vmlinux_for(&spec_kernel)
+        .context("no vmlinux beside the kernel image")
+        .and_then(|v| LineTable::open(&v));
     let focus = match &args.patch {
-        Some(p) => Some(Arc::new(Focus::load(
-            &l.tree.root,
-            p,
-            &spec_kernel,
-            symbols.clone(),
-            shell,
-        )?)),
+        Some(p) => {
+            let t = table
+                .as_ref()
+                .map_err(|e| anyhow::anyhow!("--patch: {e:#}"))?;
+            let f = Focus::load(&l.tree.root, p, t, symbols.clone(), shell)?;
+            Some(Arc::new(if args.no_focus { f.follow_only() } else { f }))
+        }
         None => None,
+    };
+    let lines = match table {
+        Ok(t) => Some(Arc::new(std::sync::Mutex::new(t))),
+        Err(e) => {
+            shell.verbose(
+                "Lines",
+                format!("{e:#}: corpus programs are recorded without their source lines"),
+            );
+            None
+        }
     };
     let sandbox = args.sandbox.into();
     let fuzzer = Fuzzer::new(
@@ -162,6 +183,7 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
             seed: args.seed,
             tree: Some(l.tree.clone()),
             focus,
+            lines,
         },
         shell,
     )?;

@@ -52,10 +52,28 @@ pub struct Meta {
     /// The source file of each covered function, when vmlinux had debug info.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub files: BTreeMap<String, String>,
+    /// The source lines it reached on every triage run, by file and function (DWARF; the
+    /// functions it was inlined into included), when vmlinux had a line table. What `regress`
+    /// compares: unlike offsets, lines survive a rebuild.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub lines: BTreeMap<String, BTreeMap<String, Vec<u32>>>,
     /// The tree's git commit when it was recorded, if the tree is a git checkout.
     pub commit: Option<String>,
     /// Unix seconds.
     pub recorded: u64,
+}
+
+/// `LineTable::reached_lines` as a `Meta::lines`.
+pub fn lines_of(
+    reached: crate::kernel::lines::LinesByFunction,
+) -> BTreeMap<String, BTreeMap<String, Vec<u32>>> {
+    let mut out: BTreeMap<String, BTreeMap<String, Vec<u32>>> = BTreeMap::new();
+    for (k, lines) in reached {
+        out.entry(k.file)
+            .or_default()
+            .insert(k.function, lines.into_iter().collect());
+    }
+    out
 }
 
 pub fn meta_path(program: &Path) -> PathBuf {
@@ -148,6 +166,7 @@ mod tests {
             signal: vec![1, 2],
             cover: [("do_shmat".to_string(), vec![4, 8])].into_iter().collect(),
             files: BTreeMap::new(),
+            lines: BTreeMap::new(),
             commit: Some("abc".into()),
             recorded: 7,
         };

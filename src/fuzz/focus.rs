@@ -11,8 +11,6 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use anyhow::Context;
-
 use crate::kernel::lines::LineTable;
 use crate::kernel::patch::cover::{PatchCoverage, PatchMap};
 use crate::kernel::patch::{Patch, PatchSource};
@@ -69,6 +67,9 @@ pub struct Focus {
     /// Each changed line's first reach, in order.
     firsts: Mutex<Vec<FirstReach>>,
     started: Instant,
+    /// Programs are put in areas (false: the patch is only followed, for measuring what the
+    /// weights buy).
+    weighted: bool,
 }
 
 impl Focus {
@@ -83,29 +84,29 @@ impl Focus {
             reached: Mutex::new(BTreeSet::new()),
             firsts: Mutex::new(Vec::new()),
             started: Instant::now(),
+            weighted: true,
         }
     }
 
-    /// `--patch ARG` for the build whose kernel image is `kernel`: the patch read
-    /// (`PatchSource::from_arg`), and located in the build's vmlinux through its DWARF.
+    /// Follows the patch without aiming at it: every program is in the rest.
+    pub fn follow_only(mut self) -> Focus {
+        self.weighted = false;
+        self
+    }
+
+    /// `--patch ARG`: the patch read (`PatchSource::from_arg`), and located in the build's
+    /// vmlinux through its line table.
     pub fn load(
         tree: &Path,
         arg: &str,
-        kernel: &Path,
+        table: &LineTable,
         symbols: Option<Arc<Symbols>>,
         shell: &Shell,
     ) -> anyhow::Result<Focus> {
         let source = PatchSource::from_arg(Some(arg));
         let patch = Patch::load(tree, &source)?;
-        let vmlinux = crate::kernel::symbols::vmlinux_for(kernel).with_context(|| {
-            format!(
-                "--patch needs the build's vmlinux (with DWARF) beside {}",
-                kernel.display()
-            )
-        })?;
         let started = Instant::now();
-        let table = LineTable::open(&vmlinux)?;
-        let map = PatchMap::new(&patch, &table)?;
+        let map = PatchMap::new(&patch, table)?;
         let coverable = map.lines().filter(|l| !l.pcs.is_empty()).count();
         let functions: BTreeSet<&str> = map
             .lines()
@@ -166,6 +167,9 @@ impl Focus {
     /// The area of a program that covered `pcs`.
     pub fn area(&self, pcs: impl IntoIterator<Item = u64>) -> Area {
         let mut area = Area::Rest;
+        if !self.weighted {
+            return area;
+        }
         let mut seen: HashSet<&str> = HashSet::new();
         for pc in pcs {
             if self.map.reaches_change(pc) {
@@ -195,6 +199,9 @@ impl Focus {
         functions: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
     ) -> Area {
         let mut area = Area::Rest;
+        if !self.weighted {
+            return area;
+        }
         for (func, file) in functions {
             if self.hosts.contains(func) {
                 return Area::ChangedFunction;

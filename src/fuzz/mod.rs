@@ -59,6 +59,8 @@ pub struct FuzzOptions {
     pub seed: Option<u64>,
     /// The kernel tree, to name the config option a call the guest lacks would need.
     pub tree: Option<crate::kernel::tree::KernelTree>,
+    /// vmlinux's line table, to record the source lines corpus programs reach.
+    pub lines: Option<Arc<Mutex<crate::kernel::lines::LineTable>>>,
     /// `--patch`: the change fuzzing is aimed at.
     pub focus: Option<Arc<focus::Focus>>,
 }

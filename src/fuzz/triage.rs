@@ -128,6 +128,24 @@ impl Fuzzer {
             .map_or(super::focus::Area::Rest, |f| {
                 f.area(stable_pcs.iter().copied())
             });
+        // What it covers, as `.meta.json` records it: worked out before the fuzzer's state is
+        // locked (DWARF lookups take a while).
+        let mut recorded = (!known).then(|| {
+            let (cover, files) = self
+                .opts
+                .symbols
+                .as_ref()
+                .map(|sy| sy.cover(stable_pcs.iter().copied()))
+                .unwrap_or_default();
+            let lines = self
+                .opts
+                .lines
+                .as_ref()
+                .and_then(|t| t.lock().ok())
+                .map(|t| corpus::lines_of(t.reached_lines(stable_pcs.iter().copied())))
+                .unwrap_or_default();
+            (cover, files, lines)
+        });
         let Ok(mut s) = self.state.lock() else {
             return Ok(());
         };
@@ -142,16 +160,12 @@ impl Fuzzer {
                         .json(&serde_json::json!({"reason": "corpus-added", "path": path}));
                     let mut signal: Vec<u32> = stable.iter().copied().collect();
                     signal.sort_unstable();
-                    let (cover, files) = self
-                        .opts
-                        .symbols
-                        .as_ref()
-                        .map(|sy| sy.cover(stable_pcs.iter().copied()))
-                        .unwrap_or_default();
+                    let (cover, files, lines) = recorded.take().unwrap_or_default();
                     let meta = corpus::Meta {
                         signal,
                         cover,
                         files,
+                        lines,
                         commit: self.opts.commit.clone(),
                         recorded: std::time::SystemTime::now()
                             .duration_since(std::time::UNIX_EPOCH)

@@ -372,3 +372,107 @@ pub fn run_summary(out: &std::process::Output) -> serde_json::Value {
             )
         })
 }
+
+/// The shared test kernel with one source file changed (`edits`: each `(old, new)` text must
+/// occur once in it), built from a copy of the shared build without rebuilding the rest: the
+/// changed file is compiled with the build's own command line (from its `.cmd` file) and the
+/// kernel relinked. The changed copy starts with a `#line` naming the tree's file, so its DWARF
+/// lines are the tree's `file` like every other unit's. Cached beside the shared build; rebuilt
+/// when it or the edits change. Returns the bzImage (vmlinux is three levels up).
+pub fn patched_kernel(name: &str, file: &str, edits: &[(&str, &str)]) -> PathBuf {
+    let (tree, _) = build_test_kernel();
+    let _guard = lock("test-kernel");
+    let shared = tree.join(".kfuzz/build");
+    let dir = tree.join(format!(".kfuzz/patched-{name}"));
+    let record = std::fs::read_to_string(shared.join("kfuzz-build.json"))
+        .expect("the shared build's record");
+    let stamp = format!("{record}\n{file}\n{edits:?}\n");
+    let bzimage = dir.join("arch/x86/boot/bzImage");
+    if bzimage.is_file()
+        && std::fs::read_to_string(dir.join("patched.stamp"))
+            .ok()
+            .as_deref()
+            == Some(&stamp)
+    {
+        return bzimage;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(&shared)
+        .arg(&dir)
+        .status()
+        .expect("run cp");
+    assert!(status.success(), "copying {} failed", shared.display());
+    let _ = std::fs::remove_file(dir.join("kfuzz-build.json"));
+
+    // The changed source, under the copy.
+    let source = tree.join(file);
+    let mut text = std::fs::read_to_string(&source).expect("the file to change");
+    for (old, new) in edits {
+        assert_eq!(text.matches(old).count(), 1, "{old:?} once in {file}");
+        text = text.replacen(old, new, 1);
+    }
+    let changed = dir.join("kfuzz-changed").join(file);
+    std::fs::create_dir_all(changed.parent().unwrap()).unwrap();
+    std::fs::write(
+        &changed,
+        format!("#line 1 \"{}\"\n{text}", source.display()),
+    )
+    .unwrap();
+
+    // The object's command line, as the shared build ran it (`savedcmd_<obj> := …`).
+    let obj = file.replace(".c", ".o");
+    let (obj_dir, obj_name) = obj.rsplit_once('/').expect("a file in a directory");
+    let cmd_file = dir.join(obj_dir).join(format!(".{obj_name}.cmd"));
+    let saved = std::fs::read_to_string(&cmd_file).expect("the object's .cmd file");
+    let cmd = saved
+        .lines()
+        .find_map(|l| l.split_once(" := ").map(|(_, c)| c.to_string()))
+        .expect("a savedcmd line");
+    let src = source.display().to_string();
+    assert!(cmd.contains(&src), "{cmd_file:?} compiles {src}");
+    let cmd = cmd.replace(&src, &changed.display().to_string());
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(&cmd)
+        .current_dir(&dir)
+        .output()
+        .expect("run the compiler");
+    assert!(
+        out.status.success(),
+        "compiling the changed {file} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_file(dir.join(obj_dir).join(format!(".{obj_name}.d")));
+
+    // Relink with kfuzz's own make arguments and this O=.
+    let rec: serde_json::Value = serde_json::from_str(&record).expect("build record JSON");
+    let args: Vec<String> = rec["make_args"]
+        .as_array()
+        .expect("make_args")
+        .iter()
+        .map(|a| a.as_str().expect("a string").to_string())
+        .map(|a| {
+            if a.starts_with("O=") {
+                format!("O={}", dir.display())
+            } else {
+                a
+            }
+        })
+        .collect();
+    let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let out = Command::new("make")
+        .args(&args)
+        .arg(format!("-j{jobs}"))
+        .arg("bzImage")
+        .output()
+        .expect("run make");
+    assert!(
+        out.status.success(),
+        "relinking the {name} kernel failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(dir.join("patched.stamp"), stamp).expect("write the stamp");
+    bzimage
+}

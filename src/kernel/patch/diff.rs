@@ -217,7 +217,7 @@ impl Parser<'_> {
 
     fn hunk_header(&mut self, s: &str) -> Result<(), DiffError> {
         let lineno = self.lineno;
-        let Some((new_start, old, new)) = parse_hunk_header(s) else {
+        let Some((old_start, new_start, old, new)) = parse_hunk_header(s) else {
             return Err(self.error_at(
                 lineno,
                 format!("malformed hunk header `{s}`: expected `@@ -a,b +c,d @@`"),
@@ -229,7 +229,7 @@ impl Parser<'_> {
                 "hunk header outside a file: no `--- `/`+++ ` lines before it".into(),
             ));
         };
-        f.b.hunk(new_start, new);
+        f.b.hunk(old_start, old, new_start, new);
         f.hunks += 1;
         if old > 0 || new > 0 {
             self.hunk = Some(HunkLeft {
@@ -321,8 +321,8 @@ impl Parser<'_> {
     }
 }
 
-/// `@@ -a[,b] +c[,d] @@ …` → (c, b, d).
-fn parse_hunk_header(s: &str) -> Option<(u32, u32, u32)> {
+/// `@@ -a[,b] +c[,d] @@ …` → (a, c, b, d).
+fn parse_hunk_header(s: &str) -> Option<(u32, u32, u32, u32)> {
     let rest = s.strip_prefix("@@ -")?;
     let (ranges, _) = rest.split_once(" @@")?;
     let (old, new) = ranges.split_once(" +")?;
@@ -332,9 +332,9 @@ fn parse_hunk_header(s: &str) -> Option<(u32, u32, u32)> {
             None => Some((r.parse().ok()?, 1)),
         }
     };
-    let (_, old_count) = range(old)?;
+    let (old_start, old_count) = range(old)?;
     let (new_start, new_count) = range(new)?;
-    Some((new_start, old_count, new_count))
+    Some((old_start, new_start, old_count, new_count))
 }
 
 /// A `---`/`+++` path: quoted or up to a tab (a timestamp follows in `diff -u`), `/dev/null` as

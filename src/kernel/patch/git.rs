@@ -28,6 +28,21 @@ pub(super) fn working_tree(tree: &std::path::Path) -> anyhow::Result<Patch> {
     commit_patch(&repo, &head, format!("HEAD ({})", short(&head)))
 }
 
+/// The working tree (and index) against `rev`: everything changed since that commit.
+pub(super) fn since(tree: &std::path::Path, rev: &str) -> anyhow::Result<Patch> {
+    let repo = open(tree)?;
+    let commit = repo
+        .revparse_single(rev)
+        .and_then(|o| o.peel_to_commit())
+        .with_context(|| format!("`{rev}` is not a commit of {}", tree.display()))?;
+    let mut opts = DiffOptions::new();
+    opts.ignore_submodules(true);
+    let diff = repo
+        .diff_tree_to_workdir_with_index(Some(&commit.tree()?), Some(&mut opts))
+        .with_context(|| format!("cannot diff the working tree against {rev}"))?;
+    collect(diff, format!("working tree against {}", short(&commit)))
+}
+
 pub(super) fn revision(tree: &std::path::Path, rev: &str) -> anyhow::Result<Patch> {
     let repo = open(tree)?;
     let commit = repo
@@ -93,7 +108,12 @@ fn collect(mut diff: Diff<'_>, origin: String) -> anyhow::Result<Patch> {
             Some(p) if !p.delta().flags().is_binary() => {
                 for h in 0..p.num_hunks() {
                     let (hunk, n) = p.hunk(h)?;
-                    b.hunk(hunk.new_start(), hunk.new_lines());
+                    b.hunk(
+                        hunk.old_start(),
+                        hunk.old_lines(),
+                        hunk.new_start(),
+                        hunk.new_lines(),
+                    );
                     for l in 0..n {
                         let line = p.line_in_hunk(h, l)?;
                         match line.origin() {

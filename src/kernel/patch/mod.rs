@@ -27,6 +27,9 @@ pub enum PatchSource {
     Revision(String),
     /// A unified diff (`git diff`, `git format-patch`, `diff -u`).
     File(PathBuf),
+    /// The working tree and index against a commit: all changed since it (what `regress`
+    /// compares a corpus recorded at that commit with).
+    Since(String),
 }
 
 impl PatchSource {
@@ -62,6 +65,43 @@ pub struct FileChange {
     pub binary: bool,
     /// Changed lines, numbered in the new file (1-based).
     pub lines: BTreeSet<u32>,
+    /// The hunks as `(old start, old count, new start, new count)`, in order: how the lines
+    /// the patch did not change moved. One list per patch of a series that changes the file.
+    pub hunks: Vec<Vec<(u32, u32, u32, u32)>>,
+}
+
+impl FileChange {
+    /// Where line `old` of the old file is in the new one: moved by the hunks before it, or
+    /// None when it lies in a hunk (changed, or context the patch surrounds a change with).
+    pub fn new_line_of(&self, old: u32) -> Option<u32> {
+        self.hunks
+            .iter()
+            .try_fold(old, |line, hunks| moved_by(hunks, line))
+    }
+}
+
+/// Where `old` is after one patch's hunks of a file.
+fn moved_by(hunks: &[(u32, u32, u32, u32)], old: u32) -> Option<u32> {
+    {
+        let mut delta: i64 = 0;
+        for &(os, oc, ns, nc) in hunks {
+            // A hunk with no old (new) lines sits *after* line os (ns).
+            let (start_old, end_old) = if oc == 0 {
+                (os + 1, os + 1)
+            } else {
+                (os, os + oc)
+            };
+            let end_new = if nc == 0 { ns + 1 } else { ns + nc };
+            if old < start_old {
+                break;
+            }
+            if old < end_old {
+                return None;
+            }
+            delta = i64::from(end_new) - i64::from(end_old);
+        }
+        u32::try_from(i64::from(old) + delta).ok()
+    }
 }
 
 /// What a patch changes, file by file.
@@ -83,6 +123,7 @@ impl Patch {
         match source {
             PatchSource::WorkingTree => git::working_tree(tree),
             PatchSource::Revision(rev) => git::revision(tree, rev),
+            PatchSource::Since(rev) => git::since(tree, rev),
             PatchSource::File(path) => {
                 let f = std::fs::File::open(path)
                     .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
@@ -120,6 +161,7 @@ impl Patch {
             // lines after the earlier ones applied, so this is exact only for the last.
             Some(prev) => {
                 prev.lines.extend(file.lines);
+                prev.hunks.extend(file.hunks);
                 prev.binary |= file.binary;
             }
             None => {
@@ -137,6 +179,7 @@ struct FileBuilder {
     binary: bool,
     renamed: bool,
     lines: BTreeSet<u32>,
+    hunks: Vec<(u32, u32, u32, u32)>,
     /// The next line number in the new file.
     next_new: u32,
     /// A deletion waiting for its neighbour.
@@ -164,6 +207,7 @@ impl FileBuilder {
             binary: false,
             renamed: false,
             lines: BTreeSet::new(),
+            hunks: Vec::new(),
             next_new: 1,
             pending_deletion: false,
             kconfig: KconfigScan::None,
@@ -181,8 +225,10 @@ impl FileBuilder {
         self.kconfig = name.map_or(KconfigScan::None, kconfig_scan_of);
     }
 
-    fn hunk(&mut self, new_start: u32, new_count: u32) {
+    fn hunk(&mut self, old_start: u32, old_count: u32, new_start: u32, new_count: u32) {
         self.end_hunk();
+        self.hunks
+            .push((old_start, old_count, new_start, new_count));
         // With no new lines, the start is the line *after which* the change sits.
         self.next_new = if new_count == 0 {
             new_start.saturating_add(1)
@@ -281,6 +327,7 @@ impl FileBuilder {
             status,
             binary: self.binary,
             lines,
+            hunks: vec![self.hunks],
         });
     }
 }

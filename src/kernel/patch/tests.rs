@@ -458,3 +458,41 @@ fn huge_hunk_counts_are_an_error_not_an_allocation() {
     let e = Patch::parse(d, "big.diff").expect_err("a number past u32");
     assert!(e.to_string().starts_with("big.diff:3"), "{e}");
 }
+
+#[test]
+fn unchanged_lines_move_by_the_hunks_before_them() {
+    // Old 10-12 → new 10-13 (one line added after old 11); old 30 deleted (new 30 after it).
+    let text = "--- a/x.c\n+++ b/x.c\n@@ -10,3 +10,4 @@\n a\n b\n+new\n c\n@@ -29,3 +30,2 @@\n d\n-gone\n e\n";
+    let p = Patch::parse(text, "t.diff").unwrap();
+    let f = &p.files["x.c"];
+    assert_eq!(f.new_line_of(1), Some(1));
+    assert_eq!(f.new_line_of(9), Some(9));
+    // Inside a hunk (changed or context): no answer.
+    assert_eq!(f.new_line_of(11), None);
+    assert_eq!(f.new_line_of(12), None);
+    assert_eq!(f.new_line_of(13), Some(14));
+    assert_eq!(f.new_line_of(28), Some(29));
+    assert_eq!(f.new_line_of(30), None);
+    // After both: +1 then -1.
+    assert_eq!(f.new_line_of(32), Some(32));
+    assert_eq!(f.new_line_of(100), Some(100));
+}
+
+#[test]
+fn an_insertion_with_no_old_lines_moves_only_what_follows_it() {
+    // Two lines inserted after old line 5.
+    let text = "--- a/x.c\n+++ b/x.c\n@@ -5,0 +6,2 @@\n+one\n+two\n";
+    let p = Patch::parse(text, "t.diff").unwrap();
+    let f = &p.files["x.c"];
+    assert_eq!(f.new_line_of(5), Some(5));
+    assert_eq!(f.new_line_of(6), Some(8));
+}
+
+#[test]
+fn a_series_changing_a_file_twice_moves_lines_through_both() {
+    let text = "--- a/x.c\n+++ b/x.c\n@@ -5,0 +6,1 @@\n+one\n--- a/x.c\n+++ b/x.c\n@@ -1,0 +2,1 @@\n+two\n";
+    let p = Patch::parse(text, "t.diff").unwrap();
+    let f = &p.files["x.c"];
+    assert_eq!(f.new_line_of(10), Some(12));
+    assert_eq!(f.new_line_of(1), Some(1));
+}

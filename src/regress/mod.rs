@@ -11,6 +11,8 @@ use kfuzz_prog::target::Target;
 use kfuzz_prog::{exec, text};
 use kfuzz_wire::{ExecOpts, ExecResult};
 
+pub mod judge;
+
 use crate::fuzz::corpus;
 use crate::kernel::symbols::Symbols;
 use crate::report::CrashKind;
@@ -67,6 +69,28 @@ pub struct ItemResult {
     /// Every PC this build reached, as `function+0xoffset` (for `--baseline`).
     #[serde(skip)]
     pub cover: HashSet<String>,
+    /// Every PC this build reached (for its source lines).
+    #[serde(skip)]
+    pub pcs: HashSet<u64>,
+}
+
+impl ItemResult {
+    /// A program that was not run (`why`).
+    pub fn not_run(item: &Item, why: &str) -> ItemResult {
+        ItemResult {
+            path: item.path.clone(),
+            verdict: Verdict::Error,
+            title: None,
+            report: Some(why.to_string()),
+            recorded_cover: 0,
+            lost_cover: 0,
+            lost: Vec::new(),
+            seconds: 0.0,
+            reached: Vec::new(),
+            cover: HashSet::new(),
+            pcs: HashSet::new(),
+        }
+    }
 }
 
 /// A program's recorded coverage as comparable keys: `function+0xoffset` when it was recorded
@@ -200,12 +224,14 @@ pub fn replay(
                             .map(recorded_keys)
                             .unwrap_or_default();
                         let mut reached = HashSet::new();
+                        let mut pcs: HashSet<u64> = HashSet::new();
                         // Coverage that depends on what ran before (first-use paths, caches)
                         // may not show on one run: up to two more runs, while recorded coverage
                         // is missing and nothing crashed.
                         for attempt in 0..3 {
                             let Ok(r) = &res else { break };
                             reached.extend(reached_keys(r, symbols));
+                            pcs.extend(r.new_pcs.iter().copied());
                             if attempt == 2
                                 || recorded.iter().all(|k| reached.contains(k))
                                 || monitor.seen(&vm)
@@ -241,6 +267,7 @@ pub fn replay(
                                 .filter(|k| !k.starts_with('#'))
                                 .cloned()
                                 .collect(),
+                            pcs,
                         };
                         let report = match verdict {
                             Watch::Crash(rep) => Some(rep),
@@ -296,18 +323,7 @@ pub fn replay(
         .into_iter()
         .zip(items)
         .map(|(r, item)| {
-            r.unwrap_or_else(|| ItemResult {
-                path: item.path.clone(),
-                verdict: Verdict::Error,
-                title: None,
-                report: Some("not run: the VMs failed to boot".into()),
-                recorded_cover: 0,
-                lost_cover: 0,
-                lost: Vec::new(),
-                seconds: 0.0,
-                reached: Vec::new(),
-                cover: HashSet::new(),
-            })
+            r.unwrap_or_else(|| ItemResult::not_run(item, "not run: the VMs failed to boot"))
         })
         .collect()
 }
