@@ -14,13 +14,12 @@ const FOCUS: &str = "tests/fixtures/patches/shm-focus.diff";
 #[test]
 fn run_patch_reports_the_changed_function_reached_and_lists_the_one_never_reached() {
     let (tmp, tree) = common::private_test_tree();
-    let work = tmp.path().join("work");
+    // kfuzz.toml's work dir: what `syscalls --files` learns from.
+    let work = tree.join(".kfuzz/work");
     let out = kfuzz()
         .args(["run", "--syscalls", "shm*", "--vms", "1", "--procs", "1"])
         .args(["--duration", "75s", "--message-format", "json", "--patch"])
         .arg(std::path::absolute(FOCUS).unwrap())
-        .arg("--workdir")
-        .arg(&work)
         .current_dir(&tree)
         .timeout(Duration::from_secs(900))
         .output()
@@ -81,14 +80,57 @@ fn run_patch_reports_the_changed_function_reached_and_lists_the_one_never_reache
     let corpus = std::fs::read_dir(work.join("corpus")).unwrap().count();
     assert!(corpus > 0);
 
-    // Again on the same work dir, as a user reads it: the corpus is re-triaged (the programs
-    // recorded reaching newseg first) and the summary says what was never reached.
+    // Which calls reach ipc/shm.c, and a MAINTAINERS entry's files, from what the corpus
+    // recorded.
     let out = kfuzz()
-        .args(["run", "--syscalls", "shm*", "--vms", "1", "--procs", "1"])
+        .args([
+            "syscalls",
+            "--files",
+            "ipc/shm.c",
+            "--message-format",
+            "json",
+        ])
+        .current_dir(&tree)
+        .timeout(Duration::from_secs(300))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let reaching: Vec<serde_json::Value> = stdout_of(&out)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["reason"] == "call-reaches")
+        .collect();
+    let shmget = reaching
+        .iter()
+        .find(|m| m["name"].as_str().is_some_and(|n| n.starts_with("shmget")))
+        .unwrap_or_else(|| panic!("shmget reaches ipc/shm.c: {reaching:?}"));
+    assert_eq!(shmget["files"][0]["file"], "ipc/shm.c");
+    assert!(
+        shmget["files"][0]["lines"].as_u64().unwrap() > 5,
+        "{shmget}"
+    );
+    // Creating a segment makes a shmem file: the tmpfs maintainers' mm/shmem.c.
+    let out = kfuzz()
+        .args(["syscalls", "--subsystem", "tmpfs"])
+        .current_dir(&tree)
+        .timeout(Duration::from_secs(300))
+        .output()
+        .unwrap();
+    let text = stdout_of(&out);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("shmget") && l.contains("mm/shmem.c (")),
+        "{text}"
+    );
+
+    // Again, as a user reads it and with no --syscalls: the calls are chosen for the patch
+    // from what the corpus recorded, the corpus is re-triaged (the programs recorded reaching
+    // newseg first) and the summary says what was never reached.
+    let out = kfuzz()
+        .args(["run", "--vms", "1", "--procs", "1"])
         .args(["--duration", "30s", "--patch"])
         .arg(std::path::absolute(FOCUS).unwrap())
-        .arg("--workdir")
-        .arg(&work)
         .current_dir(&tree)
         .timeout(Duration::from_secs(900))
         .output()
@@ -96,6 +138,10 @@ fn run_patch_reports_the_changed_function_reached_and_lists_the_one_never_reache
     let (stdout, stderr) = (stdout_of(&out), stderr_of(&out));
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("2 with code in 2 functions"), "{stderr}");
+    assert!(
+        stderr.contains("chosen for the patch: their recorded coverage reaches ipc/shm.c"),
+        "{stderr}"
+    );
     assert!(
         stderr.contains("Reached ipc/shm.c:714 (newseg)"),
         "{stderr}"

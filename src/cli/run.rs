@@ -11,6 +11,7 @@ use super::syscalls::TargetArgs;
 use crate::fuzz::focus::{Focus, PatchReport};
 use crate::fuzz::{FuzzOptions, Fuzzer};
 use crate::kernel::lines::LineTable;
+use crate::kernel::patch::{Patch, PatchSource};
 use crate::shell::Shell;
 use crate::vm::Accel;
 
@@ -94,7 +95,16 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
-    let l = args.target.load(shell)?;
+    let mut l = args.target.load(shell)?;
+    // The patch first: a bad one is an error before anything is built or booted.
+    let patch = match &args.patch {
+        Some(a) => Some(Patch::load(&l.tree.root, &PatchSource::from_arg(Some(a)))?),
+        None => None,
+    };
+    if let (Some(p), true) = (&patch, args.target.syscalls.is_empty()) {
+        let extra = args.workdir.as_ref().map(|w| w.join("corpus"));
+        choose_calls_for(p, &mut l, extra, &args.target.disable, shell)?;
+    }
     let t = Arc::new(l.loaded.target);
     if l.selection.enabled.is_empty() {
         anyhow::bail!("no call is selected: see `kfuzz syscalls --syscalls …`");
@@ -140,12 +150,12 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
     let table = crate::kernel::symbols::vmlinux_for(&spec_kernel)
         .context("no vmlinux beside the kernel image")
         .and_then(|v| LineTable::open(&v));
-    let focus = match &args.patch {
+    let focus = match &patch {
         Some(p) => {
             let t = table
                 .as_ref()
                 .map_err(|e| anyhow::anyhow!("--patch: {e:#}"))?;
-            let f = Focus::load(&l.tree.root, p, t, symbols.clone(), shell)?;
+            let f = Focus::load(p, t, symbols.clone(), shell)?;
             Some(Arc::new(if args.no_focus { f.follow_only() } else { f }))
         }
         None => None,
@@ -269,4 +279,45 @@ fn join_lines(lines: &[u32]) -> String {
         .map(u32::to_string)
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// `--patch` without `--syscalls`: the calls whose recorded coverage reaches the files the
+/// patch changes (and the calls they need), instead of kfuzz.toml's. Without such records the
+/// selection stays kfuzz.toml's, with a warning.
+fn choose_calls_for(
+    patch: &Patch,
+    l: &mut super::syscalls::Loaded,
+    workdir_corpus: Option<PathBuf>,
+    disable: &[String],
+    shell: &Shell,
+) -> anyhow::Result<()> {
+    use crate::fuzz::reach::{CallReach, FileSet};
+    let files: Vec<String> = patch.files.keys().cloned().collect();
+    let mut corpora = super::syscalls::known_corpora(l);
+    corpora.extend(workdir_corpus);
+    let known = CallReach::learn(&l.loaded.target, &corpora);
+    let calls = known.calls_reaching(&FileSet::of_paths(&files));
+    if calls.is_empty() {
+        shell.warn(format!(
+            "no recorded corpus program reaches {} ({} programs with coverage records): \
+             fuzzing kfuzz.toml's calls; give --syscalls to aim better",
+            files.join(", "),
+            known.programs
+        ));
+        return Ok(());
+    }
+    let names: Vec<String> = calls.iter().map(|(c, _)| c.clone()).collect();
+    l.selection =
+        super::syscalls::select(&l.manifest, &l.loaded.target, &[names.join(",")], disable)?;
+    shell.status(
+        "Calls",
+        format!(
+            "{} chosen for the patch: their recorded coverage reaches {} ({} with the calls they need)",
+            names.len(),
+            files.join(", "),
+            l.selection.enabled.len()
+        ),
+    );
+    shell.json(&serde_json::json!({"reason": "patch-calls", "calls": names, "enabled": l.selection.enabled.len()}));
+    Ok(())
 }

@@ -18,6 +18,13 @@ pub struct Args {
     /// Print every call left out and why, not only disabled ones
     #[arg(long)]
     pub all: bool,
+    /// List the calls that reach these source files or directories (from the corpus's
+    /// coverage records), with how much of each they reach
+    #[arg(long, value_name = "PATH", num_args = 1..)]
+    pub files: Vec<String>,
+    /// The same for a MAINTAINERS entry's files (its title, or a unique part of it)
+    #[arg(long, value_name = "NAME", conflicts_with = "files")]
+    pub subsystem: Option<String>,
 }
 
 /// Options shared by every command that needs the descriptions.
@@ -76,7 +83,7 @@ impl TargetArgs {
 /// The calls `--syscalls` (or kfuzz.toml's `syscalls`) select minus the disabled ones. Every glob
 /// must name some call, and something must be left: each problem is named with where the glob
 /// was written (the kfuzz.toml line, or the option).
-fn select(
+pub fn select(
     manifest: &Manifest,
     target: &kfuzz_prog::target::Target,
     syscalls: &[String],
@@ -146,8 +153,78 @@ fn select(
     )
 }
 
+/// The corpora whose coverage records say which calls reach which files: the work dir's and
+/// kfuzz.toml's regression corpora.
+pub fn known_corpora(l: &Loaded) -> Vec<PathBuf> {
+    std::iter::once(l.tree.root.join(&l.manifest.fuzz.workdir).join("corpus"))
+        .chain(
+            l.manifest
+                .regress
+                .corpus
+                .iter()
+                .map(|d| l.tree.root.join(d)),
+        )
+        .collect()
+}
+
+/// `--files`/`--subsystem`: the calls that reach those files.
+fn reaching(args: &Args, l: &Loaded, shell: &Shell) -> anyhow::Result<i32> {
+    use crate::fuzz::reach::{self, CallReach, FileSet};
+    let (what, files) = match &args.subsystem {
+        Some(name) => {
+            let s = reach::subsystem(&l.tree.root.join("MAINTAINERS"), name)?;
+            shell.status(
+                "Subsystem",
+                format!("{}: {}", s.name, s.files.include.join(" ")),
+            );
+            (s.name.clone(), s.files)
+        }
+        None => (args.files.join(" "), FileSet::of_paths(&args.files)),
+    };
+    let corpora = known_corpora(l);
+    let known = CallReach::learn(&l.loaded.target, &corpora);
+    if known.programs == 0 {
+        bail!(
+            "no corpus program with a coverage record in {}: run `kfuzz run` first (each \
+             program it keeps records what it reached)",
+            corpora
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let calls = known.calls_reaching(&files);
+    for (call, hits) in &calls {
+        let files: Vec<String> = hits
+            .iter()
+            .map(|h| {
+                if h.lines > 0 {
+                    format!("{} ({} lines)", h.file, h.lines)
+                } else {
+                    format!("{} ({} functions)", h.file, h.functions)
+                }
+            })
+            .collect();
+        shell.println(format!("{call}  {}", files.join(", ")));
+        shell.json(&serde_json::json!({"reason": "call-reaches", "name": call, "files": hits}));
+    }
+    shell.status(
+        "Reaching",
+        format!(
+            "{} calls reach {what} (learned from {} corpus programs' coverage)",
+            calls.len(),
+            known.programs
+        ),
+    );
+    Ok(0)
+}
+
 pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
     let l = args.target.load(shell)?;
+    if !args.files.is_empty() || args.subsystem.is_some() {
+        return reaching(&args, &l, shell);
+    }
     let t = &l.loaded.target;
     for w in &t.warnings {
         shell.warn(w);

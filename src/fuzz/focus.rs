@@ -7,13 +7,12 @@
 //! summary say how much of the patch was reached.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::kernel::lines::LineTable;
 use crate::kernel::patch::cover::{PatchCoverage, PatchMap};
-use crate::kernel::patch::{Patch, PatchSource};
+use crate::kernel::patch::Patch;
 use crate::kernel::symbols::Symbols;
 use crate::shell::Shell;
 
@@ -94,19 +93,15 @@ impl Focus {
         self
     }
 
-    /// `--patch ARG`: the patch read (`PatchSource::from_arg`), and located in the build's
-    /// vmlinux through its line table.
+    /// `--patch`: the patch located in the build's vmlinux through its line table.
     pub fn load(
-        tree: &Path,
-        arg: &str,
+        patch: &Patch,
         table: &LineTable,
         symbols: Option<Arc<Symbols>>,
         shell: &Shell,
     ) -> anyhow::Result<Focus> {
-        let source = PatchSource::from_arg(Some(arg));
-        let patch = Patch::load(tree, &source)?;
         let started = Instant::now();
-        let map = PatchMap::new(&patch, table)?;
+        let map = PatchMap::new(patch, table)?;
         let coverable = map.lines().filter(|l| !l.pcs.is_empty()).count();
         let functions: BTreeSet<&str> = map
             .lines()

@@ -6,6 +6,7 @@ pub mod corpus;
 pub mod focus;
 pub mod mix;
 pub mod probe;
+pub mod reach;
 mod triage;
 
 use std::collections::{HashMap, HashSet, VecDeque};
