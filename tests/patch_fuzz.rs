@@ -13,7 +13,7 @@ const FOCUS: &str = "tests/fixtures/patches/shm-focus.diff";
 
 #[test]
 fn run_patch_reports_the_changed_function_reached_and_lists_the_one_never_reached() {
-    let (tmp, tree) = common::private_test_tree();
+    let (_tmp, tree) = common::private_test_tree();
     // kfuzz.toml's work dir: what `syscalls --files` learns from.
     let work = tree.join(".kfuzz/work");
     let out = kfuzz()
