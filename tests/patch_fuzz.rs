@@ -18,7 +18,7 @@ fn run_patch_reports_the_changed_function_reached_and_lists_the_one_never_reache
     let work = tree.join(".kfuzz/work");
     let out = kfuzz()
         .args(["run", "--syscalls", "shm*", "--vms", "1", "--procs", "1"])
-        .args(["--duration", "75s", "--message-format", "json", "--patch"])
+        .args(["--duration", "60s", "--message-format", "json", "--patch"])
         .arg(std::path::absolute(FOCUS).unwrap())
         .current_dir(&tree)
         .timeout(Duration::from_secs(900))

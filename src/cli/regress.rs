@@ -547,8 +547,20 @@ fn judge_coverage(
         _ => None,
     };
     let reached = table.as_ref().map(|t| {
+        let started = Instant::now();
         let pcs: HashSet<u64> = results.iter().flat_map(|r| r.pcs.iter().copied()).collect();
-        t.reached_lines(pcs)
+        let n = pcs.len();
+        let lines = t.reached_lines(pcs);
+        shell.verbose(
+            "Lines",
+            format!(
+                "{n} PCs reached {} lines in {} functions ({:.2}s)",
+                lines.values().map(|l| l.len()).sum::<usize>(),
+                lines.len(),
+                started.elapsed().as_secs_f64()
+            ),
+        );
+        lines
     });
     let change = Change {
         patch,
