@@ -44,7 +44,9 @@ fn regress(tree: &Path, kernel: &Path, corpus: &Path, json: &Path, patch: Option
         .arg("--corpus")
         .arg(corpus)
         .arg("--json")
-        .arg(json);
+        .arg(json)
+        .arg("--junit")
+        .arg(json.with_extension("xml"));
     if let Some(p) = patch {
         cmd.arg("--patch").arg(p);
     }
@@ -176,6 +178,9 @@ fn a_patch_moving_code_passes_and_a_patch_cutting_a_path_fails_naming_it() {
         "{err}"
     );
     assert!(err.contains("Lost ipc/shm.c: shmctl_shm_info"), "{err}");
+    // The JUnit report says the same as the exit status.
+    let xml = std::fs::read_to_string(r.with_extension("xml")).unwrap();
+    assert!(xml.contains("<failure type=\"lost-coverage\""), "{xml}");
     assert!(
         !lost.contains(&"ksys_shmctl"),
         "a changed function is not lost: {v}"

@@ -354,31 +354,19 @@ fn run(args: Args, shell: &Shell) -> anyhow::Result<i32> {
         }
     }
     let secs = started.elapsed().as_secs_f64();
+    let coverage = CoverageSummary {
+        lost,
+        recorded,
+        judged_percent: verdict_pct,
+        threshold_percent: threshold,
+        by_file: &groups,
+    };
     if let Some(path) = &args.junit {
-        let x = regress::junit(
-            &items,
-            &results,
-            &skipped,
-            (lost, recorded),
-            threshold,
-            secs,
-        );
+        let x = regress::junit(&items, &results, &skipped, &coverage, secs);
         crate::fsutil::write_atomic(path, x.as_bytes())?;
     }
     if args.ktap.is_some() || args.kcidb.is_some() {
-        let report = RegressRun::new(
-            &items,
-            &results,
-            &skipped,
-            CoverageSummary {
-                lost,
-                recorded,
-                judged_percent: verdict_pct,
-                threshold_percent: threshold,
-                by_file: &groups,
-            },
-            secs,
-        );
+        let report = RegressRun::new(&items, &results, &skipped, coverage, secs);
         if let Some(path) = &args.ktap {
             crate::fsutil::write_atomic(path, ci_report::ktap::write(&report).as_bytes())?;
         }

@@ -442,8 +442,7 @@ pub fn junit(
     items: &[Item],
     results: &[ItemResult],
     skipped: &[(PathBuf, String)],
-    lost: (usize, usize),
-    threshold: f64,
+    coverage: &crate::ci_report::CoverageSummary<'_>,
     seconds: f64,
 ) -> String {
     let mut cases = String::new();
@@ -496,15 +495,17 @@ pub fn junit(
             xml(why)
         ));
     }
-    let pct = 100.0 * lost.0 as f64 / lost.1.max(1) as f64;
     cases.push_str(
         "    <testcase classname=\"kfuzz.coverage\" name=\"recorded coverage\" time=\"0\">\n",
     );
-    if pct > threshold {
+    if coverage.exceeded() {
         failures += 1;
         cases.push_str(&format!(
-            "      <failure type=\"lost-coverage\" message=\"{} of {} recorded coverage lost ({pct:.1}% &gt; {threshold}%)\"/>\n",
-            lost.0, lost.1
+            "      <failure type=\"lost-coverage\" message=\"{} of {} recorded coverage lost ({:.1}% judged &gt; {}%)\"/>\n",
+            coverage.lost,
+            coverage.recorded,
+            coverage.judged_percent,
+            coverage.threshold_percent
         ));
     }
     cases.push_str("    </testcase>\n");
