@@ -132,15 +132,7 @@ fn run(args: Args, shell: &Shell) -> anyhow::Result<i32> {
     };
     let workdir = l.tree.root.join(&l.manifest.fuzz.workdir);
     let corpus_dirs: Vec<PathBuf> = if args.corpus.is_empty() {
-        std::iter::once(workdir.join("corpus"))
-            .chain(
-                l.manifest
-                    .regress
-                    .corpus
-                    .iter()
-                    .map(|d| l.tree.root.join(d)),
-            )
-            .collect()
+        super::syscalls::known_corpora(&l)
     } else {
         args.corpus.clone()
     };

@@ -118,6 +118,18 @@ impl FileLoss {
 }
 
 impl Judgement {
+    fn empty(unit: Unit) -> Judgement {
+        Judgement {
+            unit,
+            recorded: 0,
+            lost: 0,
+            lost_functions: Vec::new(),
+            changed: Vec::new(),
+            in_hunks: 0,
+            touched_files: Vec::new(),
+        }
+    }
+
     pub fn percent(&self) -> f64 {
         100.0 * self.lost as f64 / self.recorded.max(1) as f64
     }
@@ -181,15 +193,7 @@ fn by_lines(
             }
         }
     }
-    let mut j = Judgement {
-        unit: Unit::Lines,
-        recorded: 0,
-        lost: 0,
-        lost_functions: Vec::new(),
-        changed: Vec::new(),
-        in_hunks: 0,
-        touched_files: Vec::new(),
-    };
+    let mut j = Judgement::empty(Unit::Lines);
     let mut files: BTreeMap<String, FileLoss> = BTreeMap::new();
     let empty = BTreeSet::new();
     for ((file, function), lines) in before {
@@ -258,15 +262,7 @@ fn by_pcs(items: &[Item], results: &[ItemResult], change: &Change<'_>) -> Judgem
         .iter()
         .flat_map(|r| r.reached.iter().map(String::as_str))
         .collect();
-    let mut j = Judgement {
-        unit: Unit::Pcs,
-        recorded: 0,
-        lost: 0,
-        lost_functions: Vec::new(),
-        changed: Vec::new(),
-        in_hunks: 0,
-        touched_files: Vec::new(),
-    };
+    let mut j = Judgement::empty(Unit::Pcs);
     let mut changed: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     let mut lost: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     let mut per_fn: BTreeMap<&str, usize> = BTreeMap::new();

@@ -243,6 +243,38 @@ pub fn qemus_in(dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// A fresh copy of the shared build at `dir` (timestamps kept, so make rebuilds only what
+/// changes), without the shared build's record.
+fn copy_build(shared: &Path, dir: &Path) {
+    let _ = std::fs::remove_dir_all(dir);
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(shared)
+        .arg(dir)
+        .status()
+        .expect("run cp");
+    assert!(status.success(), "copying {} failed", shared.display());
+    let _ = std::fs::remove_file(dir.join("kfuzz-build.json"));
+}
+
+/// The shared build's make arguments (from its `kfuzz-build.json`), with `O=dir`.
+fn make_args(record: &str, dir: &Path) -> Vec<String> {
+    let rec: serde_json::Value = serde_json::from_str(record).expect("build record JSON");
+    rec["make_args"]
+        .as_array()
+        .expect("make_args")
+        .iter()
+        .map(|a| a.as_str().expect("a string").to_string())
+        .map(|a| {
+            if a.starts_with("O=") {
+                format!("O={}", dir.display())
+            } else {
+                a
+            }
+        })
+        .collect()
+}
+
 /// A variant of the shared test kernel with some options turned off, built incrementally from a
 /// copy of the shared build (cached beside it; rebuilt when the shared build changes). It sits in
 /// the same tree view under `.kfuzz/`, so make's command lines are the same and only the files
@@ -264,15 +296,7 @@ pub fn variant_kernel(name: &str, disable: &[&str]) -> PathBuf {
     {
         return bzimage;
     }
-    let _ = std::fs::remove_dir_all(&dir);
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(&shared)
-        .arg(&dir)
-        .status()
-        .expect("run cp");
-    assert!(status.success(), "copying {} failed", shared.display());
-    let _ = std::fs::remove_file(dir.join("kfuzz-build.json"));
+    copy_build(&shared, &dir);
     let config = dir.join(".config");
     let mut cfg = std::fs::read_to_string(&config).expect("the build's .config");
     for opt in disable {
@@ -291,20 +315,7 @@ pub fn variant_kernel(name: &str, disable: &[&str]) -> PathBuf {
     }
     std::fs::write(&config, cfg).expect("write the variant's .config");
     // kfuzz's own make arguments (compiler choice included), with the variant's O=.
-    let rec: serde_json::Value = serde_json::from_str(&record).expect("build record JSON");
-    let args: Vec<String> = rec["make_args"]
-        .as_array()
-        .expect("make_args")
-        .iter()
-        .map(|a| a.as_str().expect("a string").to_string())
-        .map(|a| {
-            if a.starts_with("O=") {
-                format!("O={}", dir.display())
-            } else {
-                a
-            }
-        })
-        .collect();
+    let args = make_args(&record, &dir);
     let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
     let out = Command::new("make")
         .args(&args)
@@ -396,15 +407,7 @@ pub fn patched_kernel(name: &str, file: &str, edits: &[(&str, &str)]) -> PathBuf
     {
         return bzimage;
     }
-    let _ = std::fs::remove_dir_all(&dir);
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(&shared)
-        .arg(&dir)
-        .status()
-        .expect("run cp");
-    assert!(status.success(), "copying {} failed", shared.display());
-    let _ = std::fs::remove_file(dir.join("kfuzz-build.json"));
+    copy_build(&shared, &dir);
 
     // The changed source, under the copy.
     let source = tree.join(file);
@@ -447,20 +450,7 @@ pub fn patched_kernel(name: &str, file: &str, edits: &[(&str, &str)]) -> PathBuf
     let _ = std::fs::remove_file(dir.join(obj_dir).join(format!(".{obj_name}.d")));
 
     // Relink with kfuzz's own make arguments and this O=.
-    let rec: serde_json::Value = serde_json::from_str(&record).expect("build record JSON");
-    let args: Vec<String> = rec["make_args"]
-        .as_array()
-        .expect("make_args")
-        .iter()
-        .map(|a| a.as_str().expect("a string").to_string())
-        .map(|a| {
-            if a.starts_with("O=") {
-                format!("O={}", dir.display())
-            } else {
-                a
-            }
-        })
-        .collect();
+    let args = make_args(&record, &dir);
     let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
     let out = Command::new("make")
         .args(&args)
