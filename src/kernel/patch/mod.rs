@@ -87,11 +87,15 @@ fn moved_by(hunks: &[(u32, u32, u32, u32)], old: u32) -> Option<u32> {
         for &(os, oc, ns, nc) in hunks {
             // A hunk with no old (new) lines sits *after* line os (ns).
             let (start_old, end_old) = if oc == 0 {
-                (os + 1, os + 1)
+                (os.saturating_add(1), os.saturating_add(1))
             } else {
-                (os, os + oc)
+                (os, os.saturating_add(oc))
             };
-            let end_new = if nc == 0 { ns + 1 } else { ns + nc };
+            let end_new = if nc == 0 {
+                ns.saturating_add(1)
+            } else {
+                ns.saturating_add(nc)
+            };
             if old < start_old {
                 break;
             }

@@ -496,3 +496,15 @@ fn a_series_changing_a_file_twice_moves_lines_through_both() {
     assert_eq!(f.new_line_of(10), Some(12));
     assert_eq!(f.new_line_of(1), Some(1));
 }
+
+#[test]
+fn hunks_at_the_end_of_the_line_range_move_lines_without_overflow() {
+    let text = format!(
+        "--- a/x.c\n+++ b/x.c\n@@ -{m},0 +{m},1 @@\n+one\n",
+        m = u32::MAX
+    );
+    let p = Patch::parse(&text, "t.diff").unwrap();
+    let f = &p.files["x.c"];
+    assert_eq!(f.new_line_of(7), Some(7));
+    assert_eq!(f.new_line_of(u32::MAX), Some(u32::MAX));
+}
