@@ -15,6 +15,9 @@ pub const MAX_CALLS: usize = 24;
 /// optional pointees); its smallest value is always made, however big.
 pub const CALL_DATA: u64 = 64 << 10;
 
+/// Room a struct, union or array takes from `CALL_DATA` beside its data.
+const GROUP_COST: u64 = 32;
+
 /// Past this level optional pointers are null: a list through `ptr[in, node, opt]` stays short.
 const OPT_PTR_DEPTH: usize = MAX_DEPTH / 4;
 
@@ -318,9 +321,11 @@ impl<'a, R: Rng> Builder<'a, R> {
         }
         match &a {
             Arg::Data(d) => self.spend(d.len() as u64),
-            // Every struct and array costs a little room too: a tree of empty structs (a struct
-            // holding an array of itself) would otherwise grow without bound.
-            Arg::Group(_) | Arg::Union { .. } => self.spend(1),
+            // Every struct and array costs room too: a tree of empty structs (a struct holding
+            // an array of itself) would otherwise grow to a node per byte of room (64Ki nodes,
+            // a megabyte of text and a second per program); at GROUP_COST a call holds at
+            // most 2Ki of them.
+            Arg::Group(_) | Arg::Union { .. } => self.spend(GROUP_COST),
             _ => {}
         }
         a
