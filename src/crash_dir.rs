@@ -106,6 +106,18 @@ impl CrashDir {
         std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))
     }
 
+    /// The newest occurrence's console log: (N of `logN`, its text).
+    pub fn newest_log(&self) -> Option<(usize, String)> {
+        let n = (0..MAX_LOGS)
+            .filter_map(|n| {
+                let t = std::fs::metadata(self.log(n)).ok()?.modified().ok()?;
+                Some((t, n))
+            })
+            .max()?
+            .1;
+        Some((n, std::fs::read_to_string(self.log(n)).ok()?))
+    }
+
     /// Saves one occurrence: the title when new, the counts, and the next free `logN` and
     /// `reportN`. The report is saved as a developer reads it: its frames with their source
     /// lines when `symbols` has DWARF (as the kernel's decode_stacktrace.sh prints them).

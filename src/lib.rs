@@ -11,6 +11,7 @@ pub mod host;
 pub mod image;
 pub mod kernel;
 pub mod manifest;
+pub mod ops;
 pub mod project;
 pub mod regress;
 pub mod report;

@@ -66,6 +66,42 @@ impl ReproOpts {
     }
 }
 
+impl ReproOpts {
+    /// The options `header` wrote, from a `repro.syz` (its first `# kfuzz repro options:`
+    /// line); None without one.
+    pub fn from_syz(text: &str) -> Option<ReproOpts> {
+        let line = text
+            .lines()
+            .find_map(|l| l.strip_prefix("# kfuzz repro options:"))?;
+        let mut o = ReproOpts {
+            threaded: false,
+            collide: false,
+            repeat: 1,
+            procs: 1,
+            sandbox: Sandbox::None,
+        };
+        for kv in line.split_whitespace() {
+            let (k, v) = kv.split_once('=')?;
+            match k {
+                "threaded" => o.threaded = v.parse().ok()?,
+                "collide" => o.collide = v.parse().ok()?,
+                "repeat" => o.repeat = v.parse::<u32>().ok()?.clamp(1, 100),
+                "procs" => o.procs = v.parse::<u32>().ok()?.clamp(1, 32),
+                "sandbox" => {
+                    o.sandbox = match v {
+                        "none" => Sandbox::None,
+                        "setuid" => Sandbox::Setuid,
+                        "namespace" => Sandbox::Namespace,
+                        _ => return None,
+                    }
+                }
+                _ => {}
+            }
+        }
+        Some(o)
+    }
+}
+
 /// The programs of a crash log, in order, with the proc that ran each (when the marker says).
 /// Programs that do not parse against the current descriptions are skipped.
 pub fn programs_from_log(target: &Target, log: &str) -> Vec<(Option<u32>, Prog)> {
@@ -305,6 +341,25 @@ impl<'a> Reproducer<'a> {
         }
         self.shutdown();
         self.crashes(&[p], o)
+    }
+
+    /// Runs `progs` with `o` up to `attempts` times, each on a fresh VM, until one crashes:
+    /// that crash's title, or None. (`kfuzz regress --fuzz` tries a crash on the baseline so.)
+    pub fn try_runs(
+        &mut self,
+        progs: &[&Prog],
+        o: &ReproOpts,
+        attempts: usize,
+    ) -> anyhow::Result<Option<String>> {
+        for _ in 0..attempts.max(1) {
+            self.shutdown();
+            if let Some(title) = self.run(progs, o)? {
+                self.step(format!("crashed: {title}"));
+                return Ok(Some(title));
+            }
+            self.step("no crash");
+        }
+        Ok(None)
     }
 
     /// The whole procedure over the log's programs.

@@ -143,6 +143,7 @@ pub fn exec(mut args: Args, shell: &Shell) -> anyhow::Result<i32> {
                 sandbox: kfuzz_wire::Sandbox::None,
                 duration: Some(args.duration),
                 workdir: bench_dir.join(name),
+                seeds: Vec::new(),
                 no_feedback,
                 reproduce: false,
                 commit: None,

@@ -1,8 +1,8 @@
-//! `kfuzz regress [--corpus DIR…] [--baseline REF] [--vms N] [--timeout T] [--junit FILE]
-//! [--ktap FILE] [--kcidb FILE] [--json FILE]`
+//! `kfuzz regress [--corpus DIR…] [--baseline REF | --baseline-kernel PATH] [--fuzz D]
+//! [--vms N] [--timeout T] [--junit FILE] [--ktap FILE] [--kcidb FILE] [--json FILE]`
 //!
-//! Exit status: 0 clean; 1 a new crash (a corpus program crashed the kernel; with a baseline,
-//! and not the baseline the same way); 2 more coverage lost than
+//! Exit status: 0 clean; 1 a new crash (a corpus program crashed the kernel, or `--fuzz` found
+//! a crash; with a baseline, and not the baseline the same way); 2 more coverage lost than
 //! `regress.lost_coverage_percent` allows (recorded coverage, or with a baseline the
 //! baseline's); 3 kfuzz itself failed (no kernel, no VM booted, an unreadable corpus). A
 //! reproducer that still crashes is reported ("still broken") but is not a new crash. See
@@ -20,6 +20,7 @@ use crate::kernel::build::{self, BuildOptions, BuildOutcome};
 use crate::kernel::lines::LineTable;
 use crate::kernel::patch::cover::PatchMap;
 use crate::kernel::patch::{Patch, PatchSource};
+use crate::regress::found::{self, FoundCrash};
 use crate::regress::judge::{self, Change, Judgement};
 use crate::regress::{self, Verdict};
 use crate::shell::Shell;
@@ -58,6 +59,19 @@ pub struct Args {
     /// .kfuzz/baseline/) and compare: crashes only on this build, coverage only on the baseline
     #[arg(long, value_name = "REF")]
     pub baseline: Option<String>,
+    /// The baseline as a kernel already built (a bzImage, or the build folder holding one)
+    /// instead of a build of --baseline's commit
+    #[arg(long, value_name = "PATH", conflicts_with = "baseline")]
+    pub baseline_kernel: Option<PathBuf>,
+    /// After the replay, fuzz this build for this long (`90s`, `15m`) aimed at the patch, and
+    /// try every crash found on the baseline: new with the patch (exit 1) or already on the
+    /// baseline (reported). Its corpus and crashes go to .kfuzz/regress-fuzz/
+    #[arg(long, value_name = "DURATION", value_parser = super::run::parse_duration)]
+    pub fuzz: Option<Duration>,
+    /// With --fuzz: do not reproduce the crashes found (their logs' last programs are tried on
+    /// the baseline instead)
+    #[arg(long)]
+    pub no_reproduce: bool,
     /// The change since the corpus was recorded: a diff file, a commit, or (no value) the
     /// working tree against HEAD. Default: the working tree against the commit the corpus was
     /// recorded at, when the tree is a git checkout. Functions it changes are compared apart;
@@ -119,8 +133,7 @@ fn run(args: Args, shell: &Shell) -> anyhow::Result<i32> {
     let started = Instant::now();
     let started_at = std::time::SystemTime::now();
     check_outputs(&args, &args.corpus)?;
-    let l = args.target.load(shell)?;
-    let t = &l.loaded.target;
+    let mut l = args.target.load(shell)?;
     let kernel = match &args.kernel {
         Some(k) => std::path::absolute(k)?,
         None => match build::build(&l.tree, &l.manifest, &BuildOptions::default(), shell)? {
@@ -137,9 +150,20 @@ fn run(args: Args, shell: &Shell) -> anyhow::Result<i32> {
         args.corpus.clone()
     };
     check_outputs(&args, &corpus_dirs)?;
-    let (items, skipped) = regress::collect(t, &corpus_dirs, &workdir.join("crashes"), shell);
+    let (items, skipped) = regress::collect(
+        &l.loaded.target,
+        &corpus_dirs,
+        &workdir.join("crashes"),
+        shell,
+    );
     let repros = items.iter().filter(|i| i.repro_of.is_some()).count();
     let patch = change_since_recording(&args, &l.tree.root, &items, shell)?;
+    // `--fuzz --patch` without `--syscalls`: the calls that reach the patch, as `run` picks them.
+    if let (Some(p), Some(_), true) = (&patch, args.fuzz, args.target.syscalls.is_empty()) {
+        super::run::choose_calls_for(p, &mut l, corpus_dirs.clone(), &args.target.disable, shell)?;
+    }
+    let l = l;
+    let t = &l.loaded.target;
     let work = l.tree.work_dir();
     let guest = args.guest.prepare(shell, &l.tree, &l.manifest)?;
     let accel = Accel::detect_and_tell(shell);
@@ -162,8 +186,12 @@ fn run(args: Args, shell: &Shell) -> anyhow::Result<i32> {
             };
             Some((rev.clone(), k))
         }
-        None => None,
+        None => match &args.baseline_kernel {
+            Some(p) => Some((p.display().to_string(), kernel_at(p)?)),
+            None => None,
+        },
     };
+    let baseline_kernel = baseline.as_ref().map(|(_, k)| k.clone());
     let vms = args
         .vms
         .unwrap_or(l.manifest.vm.count as usize)
@@ -200,15 +228,50 @@ fn run(args: Args, shell: &Shell) -> anyhow::Result<i32> {
             }
         }
     }
+    // Coverage is judged on the replay; what fuzzing finds joins the crashes below.
+    let mut items = items;
+    let replayed = items.len();
+    let fuzzed = match args.fuzz {
+        Some(d) => {
+            let sort = FuzzSort {
+                duration: d,
+                vms: args.vms.unwrap_or(l.manifest.vm.count as usize),
+                reproduce: l.manifest.fuzz.reproduce && !args.no_reproduce,
+                seeds: corpus_dirs.clone(),
+                baseline: baseline_kernel.map(|k| {
+                    guest.spec(
+                        &l.manifest.vm,
+                        k,
+                        work.join("regress-fuzz/baseline"),
+                        accel.clone(),
+                    )
+                }),
+            };
+            let f = fuzz_and_sort(&l, &guest, &kernel_path, patch.clone(), sort, shell)?;
+            for c in &f.crashes {
+                let (item, result) = c.as_item(&l.loaded.target);
+                items.push(item);
+                results.push(result);
+            }
+            Some(f)
+        }
+        None => None,
+    };
     let mut new_crashes = 0;
     let mut errors = 0;
-    for r in &results {
+    for (i, r) in results.iter().enumerate() {
+        let found = i >= replayed;
         let what = match r.verdict {
             Verdict::Ok => continue,
+            Verdict::CrashesOnBaseline if found => "found by fuzzing, already on the baseline",
             Verdict::CrashesOnBaseline => "crashes on the baseline too",
             Verdict::NewCrash => {
                 new_crashes += 1;
-                "new crash"
+                if found {
+                    "found by fuzzing, new with this patch"
+                } else {
+                    "new crash"
+                }
             }
             Verdict::StillBroken => "still broken",
             Verdict::OtherCrash => "crashed differently",
@@ -231,8 +294,15 @@ fn run(args: Args, shell: &Shell) -> anyhow::Result<i32> {
         );
     }
     let threshold = l.manifest.regress.lost_coverage_percent;
-    let (pc_lost, pc_recorded, _) = regress::lost_coverage(&items, &results);
-    let judgement = judge_coverage(&items, &results, &kernel_path, patch.as_ref(), shell);
+    let (pc_lost, pc_recorded, _) =
+        regress::lost_coverage(&items[..replayed], &results[..replayed]);
+    let judgement = judge_coverage(
+        &items[..replayed],
+        &results[..replayed],
+        &kernel_path,
+        patch.as_ref(),
+        shell,
+    );
     let (lost, recorded) = (judgement.lost, judgement.recorded);
     let pct = judgement.percent();
     let losing: Vec<_> = results.iter().filter(|r| r.lost_cover > 0).collect();
@@ -332,9 +402,10 @@ fn run(args: Args, shell: &Shell) -> anyhow::Result<i32> {
                 d.cover_only_here
             ),
         );
-        for (group, n, funcs) in regress::summarize_lost(&items, &d.cover_only_on_baseline)
-            .iter()
-            .take(10)
+        for (group, n, funcs) in
+            regress::summarize_lost(&items[..replayed], &d.cover_only_on_baseline)
+                .iter()
+                .take(10)
         {
             shell.note(
                 "Only base",
@@ -398,6 +469,7 @@ fn run(args: Args, shell: &Shell) -> anyhow::Result<i32> {
         "threshold_percent": threshold,
         "new_crashes": new_crashes,
         "baseline": diff.as_ref().map(|(rev, d)| serde_json::json!({"ref": rev, "diff": d})),
+        "fuzz": fuzzed,
         "seconds": secs,
     });
     if let Some(path) = &args.json {
@@ -565,4 +637,99 @@ fn by_file(j: &Judgement) -> Vec<(String, usize, Vec<String>)> {
     let mut out: Vec<_> = files.into_iter().map(|(k, (n, f))| (k, n, f)).collect();
     out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     out
+}
+
+/// A kernel given by path: a bzImage (or vmlinux), or a build folder holding one.
+fn kernel_at(path: &std::path::Path) -> anyhow::Result<PathBuf> {
+    let p = std::path::absolute(path)?;
+    if p.is_dir() {
+        return crate::vm::boot::kernel_from_build(&p);
+    }
+    if !p.is_file() {
+        anyhow::bail!(
+            "--baseline-kernel {}: no such file or folder",
+            path.display()
+        );
+    }
+    Ok(p)
+}
+
+/// How `--fuzz` fuzzes and what it tries crashes on.
+struct FuzzSort {
+    duration: Duration,
+    vms: usize,
+    reproduce: bool,
+    /// The corpora replayed: the fuzzer starts from their programs.
+    seeds: Vec<PathBuf>,
+    /// The baseline's VMs.
+    baseline: Option<crate::vm::VmSpec>,
+}
+
+/// What `--fuzz` did: the run's figures, how much of the patch it reached, and every crash
+/// title it found, sorted against the baseline.
+#[derive(serde::Serialize)]
+struct Fuzzed {
+    seconds: f64,
+    execs: u64,
+    corpus: u64,
+    workdir: PathBuf,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patch: Option<crate::fuzz::focus::PatchReport>,
+    crashes: Vec<FoundCrash>,
+}
+
+/// Fuzzes `kernel` (the patched build) aimed at `patch`, then tries what crashed on the
+/// baseline.
+fn fuzz_and_sort(
+    l: &super::syscalls::Loaded,
+    guest: &crate::guest::Guest,
+    kernel: &std::path::Path,
+    patch: Option<Patch>,
+    how: FuzzSort,
+    shell: &Shell,
+) -> anyhow::Result<Fuzzed> {
+    let work = l.tree.work_dir().join("regress-fuzz");
+    if patch.is_none() {
+        shell.warn("--fuzz without a known change: fuzzing is not aimed (give --patch)");
+    }
+    let sandbox = kfuzz_wire::Sandbox::None;
+    let plan = crate::ops::fuzz::Plan {
+        enabled: l.selection.enabled.clone(),
+        kernel: kernel.to_path_buf(),
+        vm_dir: work.join("vms"),
+        workdir: work.clone(),
+        seeds: how.seeds,
+        vms: how.vms,
+        procs: l.manifest.fuzz.procs as usize,
+        threaded: l.manifest.fuzz.threaded,
+        collide: l.manifest.fuzz.collide,
+        sandbox,
+        duration: Some(how.duration),
+        seed: None,
+        reproduce: how.reproduce,
+        no_feedback: false,
+        patch,
+        follow_only: false,
+    };
+    let target = std::sync::Arc::new(l.loaded.target.clone());
+    let summary = crate::ops::fuzz::fuzz(&l.tree, &l.manifest, target, guest, plan, shell)?;
+    if let Some(e) = &summary.error {
+        anyhow::bail!("fuzzing stopped: {e}");
+    }
+    let crashes = found::sort(
+        &l.loaded.target,
+        &work.join("crashes"),
+        &summary.crashes,
+        how.baseline.as_ref(),
+        sandbox,
+        shell,
+    );
+    Ok(Fuzzed {
+        seconds: summary.elapsed_secs,
+        execs: summary.execs,
+        corpus: summary.corpus,
+        workdir: work,
+        patch: summary.patch,
+        crashes,
+    })
 }

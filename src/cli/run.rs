@@ -2,18 +2,13 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::syscalls::TargetArgs;
-use crate::fuzz::focus::{Focus, PatchReport};
-use crate::fuzz::{FuzzOptions, Fuzzer};
-use crate::kernel::lines::LineTable;
 use crate::kernel::patch::{Patch, PatchSource};
+use crate::ops::fuzz::Plan;
 use crate::shell::Shell;
-use crate::vm::Accel;
 
 /// Coverage-guided fuzzing of the selected syscalls on the built kernel, until stopped
 #[derive(Debug, clap::Args)]
@@ -102,142 +97,35 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
         None => None,
     };
     if let (Some(p), true) = (&patch, args.target.syscalls.is_empty()) {
-        let extra = args.workdir.as_ref().map(|w| w.join("corpus"));
+        let extra: Vec<PathBuf> = args.workdir.iter().map(|w| w.join("corpus")).collect();
         choose_calls_for(p, &mut l, extra, &args.target.disable, shell)?;
     }
-    let t = Arc::new(l.loaded.target);
-    if l.selection.enabled.is_empty() {
-        anyhow::bail!("no call is selected: see `kfuzz syscalls --syscalls …`");
-    }
-    let names: Vec<&str> = l
-        .selection
-        .enabled
-        .iter()
-        .map(|id| t.syscalls[*id].name.as_str())
-        .collect();
-    // Thousands with syzkaller's descriptions: a few names, all of them with -v.
-    const SHOWN: usize = 12;
-    if names.len() > SHOWN && shell.verbosity != crate::shell::Verbosity::Verbose {
-        shell.status(
-            "Enabled",
-            format!(
-                "{} calls: {} … (-v or `kfuzz syscalls` lists them)",
-                names.len(),
-                names[..SHOWN].join(" ")
-            ),
-        );
-    } else {
-        shell.status(
-            "Enabled",
-            format!("{} calls: {}", names.len(), names.join(" ")),
-        );
-    }
     let kernel = crate::vm::boot::kernel_from_build(&l.tree.build_dir())?;
-    let work = l.tree.work_dir();
     let guest = args.guest.prepare(shell, &l.tree, &l.manifest)?;
-    let accel = Accel::detect_and_tell(shell);
-    let vm = &l.manifest.vm;
-    let spec_kernel = kernel.clone();
-    let spec = guest.spec(vm, kernel, work.clone(), accel);
     let workdir = match &args.workdir {
         Some(d) => std::path::absolute(d)?,
         None => l.tree.root.join(&l.manifest.fuzz.workdir),
     };
-    let vms = args.vms.unwrap_or(vm.count as usize).max(1);
-    let symbols = crate::kernel::symbols::load_for(&spec_kernel, shell);
-    // The line table: corpus programs are recorded with the source lines they reach, and
-    // `--patch` is located through it.
-    let table = crate::kernel::symbols::vmlinux_for(&spec_kernel)
-        .context("no vmlinux beside the kernel image")
-        .and_then(|v| LineTable::open(&v));
-    let focus = match &patch {
-        Some(p) => {
-            let t = table
-                .as_ref()
-                .map_err(|e| anyhow::anyhow!("--patch: {e:#}"))?;
-            let f = Focus::load(p, t, symbols.clone(), shell)?;
-            Some(Arc::new(if args.no_focus { f.follow_only() } else { f }))
-        }
-        None => None,
+    let plan = Plan {
+        enabled: l.selection.enabled.clone(),
+        kernel,
+        vm_dir: l.tree.work_dir(),
+        workdir,
+        seeds: Vec::new(),
+        vms: args.vms.unwrap_or(l.manifest.vm.count as usize),
+        procs: args.procs.unwrap_or(l.manifest.fuzz.procs as usize),
+        threaded: args.threaded || l.manifest.fuzz.threaded,
+        collide: args.collide || l.manifest.fuzz.collide,
+        sandbox: args.sandbox.into(),
+        duration: args.duration,
+        seed: args.seed,
+        reproduce: l.manifest.fuzz.reproduce && !args.no_reproduce,
+        no_feedback: args.no_feedback,
+        patch,
+        follow_only: args.no_focus,
     };
-    let lines = match table {
-        Ok(t) => Some(Arc::new(std::sync::Mutex::new(t))),
-        Err(e) => {
-            shell.verbose(
-                "Lines",
-                format!("{e:#}: corpus programs are recorded without their source lines"),
-            );
-            None
-        }
-    };
-    let sandbox = args.sandbox.into();
-    let fuzzer = Fuzzer::new(
-        FuzzOptions {
-            target: t,
-            enabled: l.selection.enabled.clone(),
-            spec,
-            vms,
-            procs: args
-                .procs
-                .unwrap_or(l.manifest.fuzz.procs as usize)
-                .clamp(1, 32),
-            threaded: args.threaded || l.manifest.fuzz.threaded,
-            collide: args.collide || l.manifest.fuzz.collide,
-            sandbox,
-            duration: args.duration,
-            workdir: workdir.clone(),
-            no_feedback: args.no_feedback,
-            reproduce: l.manifest.fuzz.reproduce && !args.no_reproduce,
-            commit: crate::host::git_commit(&l.tree.root),
-            symbols,
-            seed: args.seed,
-            tree: Some(l.tree.clone()),
-            focus,
-            lines,
-        },
-        shell,
-    )?;
-    let f = Arc::clone(&fuzzer);
-    crate::vm::reaper::on_interrupt(move || f.stop.store(true, Ordering::SeqCst));
-    shell.status(
-        "Fuzzing",
-        format!(
-            "with {vms} VM{} x {} procs (work dir {})",
-            if vms == 1 { "" } else { "s" },
-            args.procs
-                .unwrap_or(l.manifest.fuzz.procs as usize)
-                .clamp(1, 32),
-            workdir.display()
-        ),
-    );
-    let summary = fuzzer.run();
-    shell.status(
-        "Finished",
-        format!(
-            "{:.0}s: {} execs, corpus {}, signal {}, cover {}, {} crash title(s), {} programs from hints",
-            summary.elapsed_secs,
-            summary.execs,
-            summary.corpus,
-            summary.signal,
-            summary.cover,
-            summary.crashes.len(),
-            summary.hints
-        ),
-    );
-    if let Some(p) = &summary.patch {
-        print_patch(p, shell);
-    }
-    for (title, n) in &summary.crashes {
-        shell.println(format!("crash: {title} ({n}x)"));
-    }
-    if summary.vm_replaced > 0 {
-        shell.println(format!(
-            "VMs:     {} replaced after a crash or hang, back in {:.1}s on average; {} started from a snapshot",
-            summary.vm_replaced, summary.recovery_secs, summary.vm_restores
-        ));
-    }
-    shell.println(format!("corpus:  {}", workdir.join("corpus").display()));
-    shell.println(format!("crashes: {}", workdir.join("crashes").display()));
+    let target = Arc::new(l.loaded.target);
+    let summary = crate::ops::fuzz::fuzz(&l.tree, &l.manifest, target, &guest, plan, shell)?;
     shell.json(&serde_json::json!({"reason": "run-finished", "summary": summary}));
     if let Some(e) = summary.error {
         anyhow::bail!("{e}");
@@ -245,56 +133,24 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// The end of a `--patch` run: how much of the patch was reached, and what never was.
-fn print_patch(p: &PatchReport, shell: &Shell) {
-    let first = p
-        .first_reach_secs
-        .map(|s| format!("; first changed line reached after {s:.0}s"))
-        .unwrap_or_default();
-    shell.println(format!("patch:   {} ({}){first}", p.summary, p.origin));
-    for f in &p.functions {
-        if f.lines_reached == 0 {
-            shell.println(format!(
-                "  never reached: {} ({}:{})",
-                f.function,
-                f.file,
-                join_lines(&f.unreached_lines)
-            ));
-        } else if !f.unreached_lines.is_empty() {
-            shell.println(format!(
-                "  {}: {}/{} changed lines reached; not {}:{}",
-                f.function,
-                f.lines_reached,
-                f.lines_total,
-                f.file,
-                join_lines(&f.unreached_lines)
-            ));
-        }
-    }
-}
-
-fn join_lines(lines: &[u32]) -> String {
-    lines
-        .iter()
-        .map(u32::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 /// `--patch` without `--syscalls`: the calls whose recorded coverage reaches the files the
 /// patch changes (and the calls they need), instead of kfuzz.toml's. Without such records the
 /// selection stays kfuzz.toml's, with a warning.
-fn choose_calls_for(
+pub(crate) fn choose_calls_for(
     patch: &Patch,
     l: &mut super::syscalls::Loaded,
-    workdir_corpus: Option<PathBuf>,
+    more_corpora: Vec<PathBuf>,
     disable: &[String],
     shell: &Shell,
 ) -> anyhow::Result<()> {
     use crate::fuzz::reach::{CallReach, FileSet};
     let files: Vec<String> = patch.files.keys().cloned().collect();
     let mut corpora = super::syscalls::known_corpora(l);
-    corpora.extend(workdir_corpus);
+    for c in more_corpora {
+        if !corpora.contains(&c) {
+            corpora.push(c);
+        }
+    }
     let known = CallReach::learn(&l.loaded.target, &corpora);
     let calls = known.calls_reaching(&FileSet::of_paths(&files));
     if calls.is_empty() {

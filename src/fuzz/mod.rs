@@ -49,6 +49,9 @@ pub struct FuzzOptions {
     pub collide: bool,
     pub duration: Option<Duration>,
     pub workdir: PathBuf,
+    /// More corpus folders whose programs are triaged first (read, never written: what they
+    /// add is saved in `workdir`'s corpus).
+    pub seeds: Vec<PathBuf>,
     /// Feedback off: generate only, never triage (the baseline `kfuzz bench` compares with).
     pub no_feedback: bool,
     /// Reproduce each new crash title on a VM of its own while fuzzing goes on.
@@ -235,10 +238,21 @@ impl Fuzzer {
         let mut bad = 0;
         // With `--patch`, the programs recorded reaching the change are triaged first.
         let mut loaded: Vec<(focus::Area, Prog)> = Vec::new();
-        for (path, src) in corpus::load_texts(&corpus_dir) {
+        let texts = std::iter::once((true, &corpus_dir))
+            .chain(opts.seeds.iter().map(|d| (false, d)))
+            .flat_map(|(own, d)| corpus::load_texts(d).into_iter().map(move |t| (own, t)));
+        // A seed already in the corpus is triaged once; a seed's program that triage keeps
+        // is saved in the corpus like a new one.
+        let mut seen = HashSet::new();
+        for (own, (path, src)) in texts {
+            if !seen.insert(corpus::name_of(&src)) {
+                continue;
+            }
             match text::parse(&opts.target, &src) {
                 Ok(p) => {
-                    state.corpus_names.insert(corpus::name_of(&src));
+                    if own {
+                        state.corpus_names.insert(corpus::name_of(&src));
+                    }
                     let area = match (&opts.focus, corpus::load_meta(&path)) {
                         (Some(f), Some(meta)) => f.area_of_functions(
                             meta.cover
@@ -266,7 +280,11 @@ impl Fuzzer {
                 format!(
                     "{} corpus programs from {} ({bad} skipped); re-triaging them",
                     state.candidates.len(),
-                    corpus_dir.display()
+                    std::iter::once(&corpus_dir)
+                        .chain(&opts.seeds)
+                        .map(|d| d.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             );
         }

@@ -11,6 +11,7 @@ use kfuzz_prog::target::Target;
 use kfuzz_prog::{exec, text};
 use kfuzz_wire::{ExecOpts, ExecResult};
 
+pub mod found;
 pub mod judge;
 
 use crate::fuzz::corpus;
