@@ -14,18 +14,6 @@ use common::{kfuzz, run_summary as summary, stderr_of, stdout_of};
 use rand::{Rng, SeedableRng};
 
 /// A private test tree whose kfuzz.toml also loads the fault descriptions.
-fn fault_tree() -> (tempfile::TempDir, PathBuf) {
-    let (tmp, tree) = common::private_test_tree();
-    let faults = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/faults");
-    let manifest = format!(
-        "{}\n[fuzz]\ndescriptions = [{:?}]\n",
-        common::TEST_KERNEL_MANIFEST,
-        faults.display().to_string()
-    );
-    std::fs::write(tree.join("kfuzz.toml"), manifest).unwrap();
-    (tmp, tree)
-}
-
 fn run_json(tree: &Path, work: &Path, syscalls: &str, duration: &str) -> std::process::Output {
     kfuzz()
         .args([
@@ -60,7 +48,7 @@ fn events(out: &std::process::Output, reason: &str) -> Vec<serde_json::Value> {
 
 #[test]
 fn a_guest_that_stops_answering_is_restarted_and_fuzzing_goes_on() {
-    let (_tmp, tree) = fault_tree();
+    let (_tmp, tree) = common::tree_with_descriptions("faults");
     let work = tree.join("work");
     // Every program the fuzzer can make locks the guest up: each lockup must be noticed
     // (within the program timeout and a round trip, scaled), titled, and followed by a new VM.
@@ -94,7 +82,7 @@ fn a_guest_that_stops_answering_is_restarted_and_fuzzing_goes_on() {
 
 #[test]
 fn a_guest_that_floods_its_console_is_restarted_and_fuzzing_goes_on() {
-    let (_tmp, tree) = fault_tree();
+    let (_tmp, tree) = common::tree_with_descriptions("faults");
     let work = tree.join("work");
     // Under TCG the first flood is given up on after about 35s, the second after 65s.
     let out = run_json(&tree, &work, "*$sysrq", "110s");

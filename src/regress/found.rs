@@ -49,18 +49,19 @@ pub struct FoundCrash {
     /// Why it could not be tried, when it was not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The program shown for it: the reproducer, or the last of the log's programs.
+    #[serde(skip)]
+    pub program: Option<Prog>,
 }
 
 impl FoundCrash {
     /// The crash as one more replayed program, for the verdicts, the exit status and the CI
     /// reports: its crash folder, and the program tried on the baseline (none when none was).
     pub fn as_item(&self, target: &Target) -> (super::Item, super::ItemResult) {
-        let prog = trial_of(target, &CrashDir::at(&self.dir), Sandbox::None)
-            .and_then(|(_, mut progs, _)| progs.pop())
-            .unwrap_or_else(|| Prog {
-                calls: Vec::new(),
-                next_var: Default::default(),
-            });
+        let prog = self.program.clone().unwrap_or_else(|| Prog {
+            calls: Vec::new(),
+            next_var: Default::default(),
+        });
         let item = super::Item {
             path: self.dir.clone(),
             text: text::format(target, &prog),
@@ -139,14 +140,16 @@ pub fn sort(
             tried: None,
             baseline_title: None,
             note: None,
-        };
-        let Some(spec) = baseline else {
-            c.note = Some("no baseline to try it on".into());
-            out.push(c);
-            continue;
+            program: None,
         };
         let Some((what, progs, opts)) = trial_of(target, &dir, sandbox) else {
             c.note = Some("no reproducer and no program in its log".into());
+            out.push(c);
+            continue;
+        };
+        c.program = progs.last().cloned();
+        let Some(spec) = baseline else {
+            c.note = Some("no baseline to try it on".into());
             out.push(c);
             continue;
         };

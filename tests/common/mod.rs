@@ -229,6 +229,21 @@ pub fn private_test_tree() -> (tempfile::TempDir, PathBuf) {
     (tmp, view)
 }
 
+/// A private tree view (as `private_test_tree`) whose kfuzz.toml adds the descriptions of
+/// `tests/fixtures/<fixtures>` to the tree's own.
+pub fn tree_with_descriptions(fixtures: &str) -> (tempfile::TempDir, PathBuf) {
+    let (tmp, tree) = private_test_tree();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(fixtures);
+    let manifest = format!(
+        "{TEST_KERNEL_MANIFEST}\n[fuzz]\ndescriptions = [{:?}]\n",
+        dir.display().to_string()
+    );
+    std::fs::write(tree.join("kfuzz.toml"), manifest).expect("manifest");
+    (tmp, tree)
+}
+
 /// Every qemu-system process whose command line mentions `dir`.
 pub fn qemus_in(dir: &Path) -> Vec<String> {
     let out = Command::new("pgrep")
