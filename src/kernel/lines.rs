@@ -172,6 +172,38 @@ impl LineTable {
         &self,
         wanted: &BTreeMap<String, BTreeSet<u32>>,
     ) -> anyhow::Result<Vec<LineRange>> {
+        let basenames: HashSet<&str> = wanted.keys().map(|p| basename(p)).collect();
+        self.ranges_where(
+            &|name| basenames.contains(basename(name)),
+            &|file| wanted.contains_key(file),
+            &|file, line| wanted.get(file).is_some_and(|l| l.contains(&line)),
+        )
+    }
+
+    /// The code of every line of the files under `paths` (repository-relative files or
+    /// directories; every file of the tree when empty).
+    pub fn ranges_under(&self, paths: &[String]) -> anyhow::Result<Vec<LineRange>> {
+        let under = |file: &str| {
+            paths.is_empty()
+                || paths.iter().any(|p| {
+                    let p = p.trim_end_matches('/');
+                    p.is_empty()
+                        || file == p
+                        || file.strip_prefix(p).is_some_and(|r| r.starts_with('/'))
+                })
+        };
+        self.ranges_where(&|_| true, &under, &|_, _| true)
+    }
+
+    /// The line table rows of the files `file` accepts (repository-relative; `quick` sees the
+    /// name as the unit spells it, to skip the others cheaply) and their lines `line` accepts,
+    /// as merged code ranges inside vmlinux's code.
+    fn ranges_where(
+        &self,
+        quick: &dyn Fn(&str) -> bool,
+        file: &dyn Fn(&str) -> bool,
+        line: &dyn Fn(&str, u32) -> bool,
+    ) -> anyhow::Result<Vec<LineRange>> {
         let obj = object::File::parse(&*self.map)?;
         let endian = if obj.is_little_endian() {
             gimli::RunTimeEndian::Little
@@ -185,7 +217,7 @@ impl LineTable {
                 .unwrap_or(Cow::Borrowed(&[])))
         })?;
         let dwarf = sections.borrow(|s| gimli::EndianSlice::new(s, endian));
-        let basenames: HashSet<&str> = wanted.keys().map(|p| basename(p)).collect();
+        let mut names: HashSet<std::rc::Rc<str>> = HashSet::new();
         let mut out = Vec::new();
         let mut units = dwarf.units();
         while let Some(header) = units.next()? {
@@ -199,11 +231,11 @@ impl LineTable {
                 .unwrap_or_default();
             let lp = program.header();
             let first_index = if lp.version() >= 5 { 0 } else { 1 };
-            let mut files: HashMap<u64, (&str, &BTreeSet<u32>)> = HashMap::new();
+            let mut files: HashMap<u64, std::rc::Rc<str>> = HashMap::new();
             for (i, entry) in lp.file_names().iter().enumerate() {
                 let name = dwarf.attr_string(&unit, entry.path_name())?;
                 let name = name.to_string_lossy();
-                if !basenames.contains(basename(&name)) {
+                if !quick(&name) {
                     continue;
                 }
                 let dir = match entry.directory(lp) {
@@ -211,18 +243,23 @@ impl LineTable {
                     None => String::new(),
                 };
                 let full = join(&[&comp_dir, &dir, &name]);
-                if let Some((key, lines)) = self
-                    .relative(&full)
-                    .and_then(|rel| wanted.get_key_value(rel.as_str()))
-                {
-                    files.insert(first_index + i as u64, (key.as_str(), lines));
+                if let Some(rel) = self.relative(&full).filter(|r| file(r)) {
+                    let rel: std::rc::Rc<str> = match names.get(rel.as_str()) {
+                        Some(r) => r.clone(),
+                        None => {
+                            let r: std::rc::Rc<str> = rel.into();
+                            names.insert(r.clone());
+                            r
+                        }
+                    };
+                    files.insert(first_index + i as u64, rel);
                 }
             }
             if files.is_empty() {
                 continue;
             }
             let mut rows = program.rows();
-            let mut open: Option<(u64, &str, u32)> = None;
+            let mut open: Option<(u64, &std::rc::Rc<str>, u32)> = None;
             while let Some((_, row)) = rows.next_row()? {
                 let addr = row.address();
                 if let Some((start, file, line)) = open.take() {
@@ -238,15 +275,15 @@ impl LineTable {
                 if row.end_sequence() {
                     continue;
                 }
-                let Some(&(file, lines)) = files.get(&row.file_index()) else {
+                let Some(file) = files.get(&row.file_index()) else {
                     continue;
                 };
-                let line = row
+                let n = row
                     .line()
                     .and_then(|l| u32::try_from(l.get()).ok())
                     .unwrap_or(0);
-                if lines.contains(&line) {
-                    open = Some((addr, file, line));
+                if n > 0 && line(file, n) {
+                    open = Some((addr, file, n));
                 }
             }
         }
