@@ -2,6 +2,7 @@
 
 pub mod ci_report;
 pub mod cli;
+pub mod cover;
 pub mod crash_dir;
 pub mod descriptions;
 pub mod fsutil;

@@ -5,6 +5,7 @@ pub mod bench_coverage;
 pub mod boot;
 pub mod build;
 pub mod corpus;
+pub mod cover;
 pub mod crashes;
 pub mod descriptions;
 pub mod doctor;
@@ -65,6 +66,7 @@ pub enum Command {
     Repro(repro::Args),
     Regress(regress::Args),
     Corpus(corpus::Args),
+    Cover(cover::Args),
     Bench(bench::Args),
     Image(image::Args),
 }
@@ -100,6 +102,7 @@ pub fn run(cli: Cli, shell: &Shell) -> anyhow::Result<i32> {
         Command::Repro(a) => repro::exec(a, shell),
         Command::Regress(a) => regress::exec(a, shell),
         Command::Corpus(a) => corpus::exec(a, shell),
+        Command::Cover(a) => cover::exec(a, shell),
         Command::Bench(a) => bench::exec(a, shell),
         Command::Image(a) => image::exec(a, shell),
     }

@@ -145,7 +145,7 @@ fn run(args: Args, shell: &Shell) -> anyhow::Result<i32> {
     };
     let workdir = l.tree.root.join(&l.manifest.fuzz.workdir);
     let corpus_dirs: Vec<PathBuf> = if args.corpus.is_empty() {
-        super::syscalls::known_corpora(&l)
+        super::syscalls::known_corpora(&l.tree, &l.manifest)
     } else {
         args.corpus.clone()
     };

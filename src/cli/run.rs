@@ -145,7 +145,7 @@ pub(crate) fn choose_calls_for(
 ) -> anyhow::Result<()> {
     use crate::fuzz::reach::{CallReach, FileSet};
     let files: Vec<String> = patch.files.keys().cloned().collect();
-    let mut corpora = super::syscalls::known_corpora(l);
+    let mut corpora = super::syscalls::known_corpora(&l.tree, &l.manifest);
     for c in more_corpora {
         if !corpora.contains(&c) {
             corpora.push(c);

@@ -155,15 +155,12 @@ pub fn select(
 
 /// The corpora whose coverage records say which calls reach which files: the work dir's and
 /// kfuzz.toml's regression corpora.
-pub fn known_corpora(l: &Loaded) -> Vec<PathBuf> {
-    std::iter::once(l.tree.root.join(&l.manifest.fuzz.workdir).join("corpus"))
-        .chain(
-            l.manifest
-                .regress
-                .corpus
-                .iter()
-                .map(|d| l.tree.root.join(d)),
-        )
+pub fn known_corpora(
+    tree: &crate::kernel::tree::KernelTree,
+    manifest: &crate::manifest::Manifest,
+) -> Vec<PathBuf> {
+    std::iter::once(tree.root.join(&manifest.fuzz.workdir).join("corpus"))
+        .chain(manifest.regress.corpus.iter().map(|d| tree.root.join(d)))
         .collect()
 }
 
@@ -181,7 +178,7 @@ fn reaching(args: &Args, l: &Loaded, shell: &Shell) -> anyhow::Result<i32> {
         }
         None => (args.files.join(" "), FileSet::of_paths(&args.files)),
     };
-    let corpora = known_corpora(l);
+    let corpora = known_corpora(&l.tree, &l.manifest);
     let known = CallReach::learn(&l.loaded.target, &corpora);
     if known.programs == 0 {
         bail!(

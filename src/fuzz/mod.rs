@@ -4,6 +4,7 @@
 
 pub mod corpus;
 pub mod focus;
+pub mod live;
 pub mod mix;
 pub mod probe;
 pub mod reach;
@@ -183,6 +184,8 @@ pub struct Fuzzer {
     pub mix: Mix,
     /// Operands of the comparisons hints saw, for mutations to draw integers from.
     operands: RwLock<ValuePool>,
+    /// VM phases and per-call figures, for the dashboard.
+    pub live: live::Live,
 }
 
 const RECENT_PROGRAMS: usize = 4096;
@@ -230,6 +233,7 @@ pub struct Summary {
 impl Fuzzer {
     pub fn new(opts: FuzzOptions, shell: &Shell) -> anyhow::Result<Arc<Fuzzer>> {
         let ct = ChoiceTable::new(&opts.target, &opts.enabled);
+        let live = live::Live::new(opts.vms, opts.target.syscalls.len());
         let mut state = State {
             pending: vec![Vec::new(); opts.vms],
             ..Default::default()
@@ -303,6 +307,7 @@ impl Fuzzer {
             setup_told: AtomicBool::new(false),
             mix: Mix::default(),
             operands: RwLock::new(ValuePool::default()),
+            live,
         }))
     }
 
@@ -330,7 +335,10 @@ impl Fuzzer {
         let workers: Vec<_> = (0..self.opts.vms)
             .map(|i| {
                 let f = Arc::clone(self);
-                std::thread::spawn(move || f.worker(i))
+                std::thread::spawn(move || {
+                    Arc::clone(&f).worker(i);
+                    f.live.set_vm(i, live::VmPhase::Stopped);
+                })
             })
             .collect();
         let reproducer = self.opts.reproduce.then(|| {
@@ -396,6 +404,31 @@ impl Fuzzer {
         }
     }
 
+    /// The PCs covered so far.
+    pub fn cover_pcs(&self) -> HashSet<u64> {
+        self.state
+            .lock()
+            .map(|s| s.cover.clone())
+            .unwrap_or_default()
+    }
+
+    /// Crash titles found so far, with how often.
+    pub fn crash_titles(&self) -> Vec<(String, usize)> {
+        self.state
+            .lock()
+            .map(|s| {
+                s.crash_titles
+                    .iter()
+                    .map(|(k, v)| (k.clone(), *v))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn options(&self) -> &FuzzOptions {
+        &self.opts
+    }
+
     pub fn status_line(&self, elapsed: Duration) -> String {
         let execs = self.stats.execs.load(Ordering::SeqCst);
         format!(
@@ -424,6 +457,7 @@ impl Fuzzer {
         // When the last VM of this worker ended (None before the first).
         let mut ended: Option<Instant> = None;
         while !self.stop.load(Ordering::SeqCst) {
+            self.live.set_vm(index, live::VmPhase::Booting);
             // The VM is started here and lives no longer than this thread (see Vm::start).
             let vm = match Vm::start_ready(&self.opts.spec, index, |w| self.shell.warn(w)) {
                 Ok((vm, _, took)) => {
@@ -463,7 +497,9 @@ impl Fuzzer {
                 }
             };
             failures = 0;
+            self.live.set_vm(index, live::VmPhase::Fuzzing);
             let vm = self.fuzz_vm(vm, &mut rng);
+            self.live.set_vm(index, live::VmPhase::Restarting);
             ended = Some(Instant::now());
             self.stats.vm_restarts.fetch_add(1, Ordering::SeqCst);
             if self.stop.load(Ordering::SeqCst) {
@@ -787,6 +823,7 @@ impl Fuzzer {
                     );
                 }
                 let ran = r.calls.iter().filter(|c| c.executed).count() as u64;
+                self.live.executed(prog, r.calls.iter().map(|c| c.executed));
                 self.stats.calls.fetch_add(ran, Ordering::SeqCst);
                 if self.check_console(&mut inner) {
                     ctx.slot.dead.store(true, Ordering::SeqCst);
@@ -937,6 +974,7 @@ impl Fuzzer {
             };
             let log = dir.first_log().unwrap_or_default();
             let started = Instant::now();
+            self.live.set_reproducing(Some(&title));
             let r = crate::repro::reproduce_into(
                 &self.opts.target,
                 spec.clone(),
@@ -948,6 +986,7 @@ impl Fuzzer {
                 Some(&self.stop),
             );
             self.mix.executed(WorkKind::Repro, started.elapsed());
+            self.live.set_reproducing(None);
             if self.shell.is_term() {
                 eprint!("\r\x1b[2K");
             }

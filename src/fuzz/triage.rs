@@ -205,6 +205,7 @@ impl Fuzzer {
             signal: stable.len(),
             area,
         });
+        self.live.added(&p, stable.len());
         self.stats
             .corpus
             .store(s.corpus.len() as u64, Ordering::SeqCst);

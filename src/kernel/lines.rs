@@ -357,20 +357,21 @@ impl LineTable {
         let Some((fstart, fend)) = self.function_at(start) else {
             return self.kcov_pcs(start, end);
         };
-        let sites = self.kcov_sites(fstart, fend);
-        let first_at_or_after = sites.partition_point(|&a| a < start);
-        let inside = sites[first_at_or_after..]
+        blocks_in(&self.kcov_sites(fstart, fend), start, end.min(fend))
+    }
+
+    /// `block_pcs` of many ranges, each function's KCOV calls found once.
+    pub fn block_pcs_many(&self, ranges: &[LineRange]) -> Vec<Vec<u64>> {
+        let mut sites: HashMap<(u64, u64), Vec<u64>> = HashMap::new();
+        ranges
             .iter()
-            .take_while(|&&a| a < end.min(fend));
-        let entry = first_at_or_after
-            .checked_sub(1)
-            .map_or(sites.first(), |i| sites.get(i));
-        entry
-            .into_iter()
-            .chain(inside)
-            .map(|a| a + CALL_LEN)
-            .collect::<BTreeSet<u64>>()
-            .into_iter()
+            .map(|r| {
+                let Some(f) = self.function_at(r.start) else {
+                    return self.kcov_pcs(r.start, r.end);
+                };
+                let sites = sites.entry(f).or_insert_with(|| self.kcov_sites(f.0, f.1));
+                blocks_in(sites, r.start, r.end.min(f.1))
+            })
             .collect()
     }
 
@@ -427,6 +428,24 @@ impl LineTable {
         }
         out
     }
+}
+
+/// The KCOV PCs of the blocks holding `[start, end)`, given its function's KCOV call sites
+/// (sorted): the block it begins in (the function's first for code ahead of every call) and
+/// every block starting inside it.
+fn blocks_in(sites: &[u64], start: u64, end: u64) -> Vec<u64> {
+    let first_at_or_after = sites.partition_point(|&a| a < start);
+    let inside = sites[first_at_or_after..].iter().take_while(|&&a| a < end);
+    let entry = first_at_or_after
+        .checked_sub(1)
+        .map_or(sites.first(), |i| sites.get(i));
+    entry
+        .into_iter()
+        .chain(inside)
+        .map(|a| a + CALL_LEN)
+        .collect::<BTreeSet<u64>>()
+        .into_iter()
+        .collect()
 }
 
 /// The addresses of the `call rel32` instructions (`e8` + 4 bytes) landing on `target` that start

@@ -164,6 +164,46 @@ impl Symbols {
             .map(|&(start, _, name)| (self.names[name].as_str(), pc - start))
     }
 
+    /// `funcs` and `labels` by name (start, ELF size, name), built once.
+    fn by_name(&self) -> &[(u64, u64, usize)] {
+        self.by_name.get_or_init(|| {
+            let mut v: Vec<(u64, u64, usize)> = self
+                .funcs
+                .iter()
+                .map(|&(start, end, n)| (start, end - start, n))
+                .chain(self.labels.iter().copied())
+                .collect();
+            v.sort_unstable_by(|a, b| self.names[a.2].cmp(&self.names[b.2]).then(a.0.cmp(&b.0)));
+            v
+        })
+    }
+
+    /// The start of the function `name`: the one function of that name, or, when static
+    /// functions share it, the one written in `file` (tree-relative, as `file_of` gives it).
+    pub fn start_of(&self, name: &str, file: Option<&str>) -> Option<u64> {
+        let by_name = self.by_name();
+        let first = by_name.partition_point(|f| self.names[f.2].as_str() < name);
+        let starts: Vec<u64> = by_name[first..]
+            .iter()
+            .take_while(|f| self.names[f.2] == name)
+            .filter(|f| f.1 > 0)
+            .map(|f| f.0)
+            .collect();
+        match (starts.as_slice(), file) {
+            ([one], _) => Some(*one),
+            ([], _) | (_, None) => None,
+            (many, Some(file)) => {
+                let mut in_file = many
+                    .iter()
+                    .filter(|&&s| self.file_of(s).as_deref() == Some(file));
+                match (in_file.next(), in_file.next()) {
+                    (Some(&s), None) => Some(s),
+                    _ => None,
+                }
+            }
+        }
+    }
+
     /// The address of `name+offset/size` as the kernel prints a PC (`%pS`, `%pB`): None when no
     /// function has that name, when several do and `size` does not tell them apart (static
     /// functions), or when no function of that name has that size (another build).
@@ -173,16 +213,7 @@ impl Symbols {
     /// in `entry_SYSCALL_64`), and is the only size a label has. Any size between the ELF size
     /// and those distances matches.
     pub fn resolve(&self, name: &str, offset: u64, size: u64) -> Option<u64> {
-        let by_name = self.by_name.get_or_init(|| {
-            let mut v: Vec<(u64, u64, usize)> = self
-                .funcs
-                .iter()
-                .map(|&(start, end, n)| (start, end - start, n))
-                .chain(self.labels.iter().copied())
-                .collect();
-            v.sort_unstable_by(|a, b| self.names[a.2].cmp(&self.names[b.2]).then(a.0.cmp(&b.0)));
-            v
-        });
+        let by_name = self.by_name();
         let first = by_name.partition_point(|f| self.names[f.2].as_str() < name);
         let mut found = None;
         for &(start, elf_size, _) in by_name[first..]
