@@ -4,7 +4,7 @@
 set -eu
 PKGS="make gcc flex bison bc perl cpio libelf-dev libssl-dev xz-utils \
       qemu-system-x86 busybox-static debootstrap linux-source-6.12 pkg-config git \
-      mmdebstrap uidmap e2fsprogs debian-archive-keyring qemu-utils"
+      mmdebstrap uidmap e2fsprogs debian-archive-keyring qemu-utils chromium"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -4,6 +4,7 @@ pub mod ci_report;
 pub mod cli;
 pub mod cover;
 pub mod crash_dir;
+pub mod dashboard;
 pub mod descriptions;
 pub mod fsutil;
 pub mod fuzz;

@@ -211,6 +211,8 @@ pub struct FuzzConfig {
     pub collide: bool,
     /// Reproduce each new crash while fuzzing, on a VM of its own.
     pub reproduce: bool,
+    /// Serve the dashboard of `kfuzz run` at this address (`127.0.0.1:8080`); off when unset.
+    pub http: Option<String>,
 }
 
 impl Default for FuzzConfig {
@@ -224,6 +226,7 @@ impl Default for FuzzConfig {
             threaded: false,
             collide: false,
             reproduce: true,
+            http: None,
         }
     }
 }
@@ -685,6 +688,9 @@ collide = false
 # Reproduce each new crash title (repro.syz, repro.c) on a VM of its own while
 # fuzzing goes on; `kfuzz repro` does the same by hand.
 reproduce = true
+# Serve a live dashboard of `kfuzz run` (plots, crashes, corpus, coverage by source)
+# at this address, as `kfuzz run --http ADDR` does. Loopback unless you mean otherwise.
+# http = "127.0.0.1:8080"
 
 [regress]
 # `kfuzz regress` exits 2 when more than this share of the corpus's recorded

@@ -710,6 +710,7 @@ fn fuzz_and_sort(
         no_feedback: false,
         patch,
         follow_only: false,
+        http: None,
     };
     let target = std::sync::Arc::new(l.loaded.target.clone());
     let summary = crate::ops::fuzz::fuzz(&l.tree, &l.manifest, target, guest, plan, shell)?;

@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,6 +51,10 @@ pub struct Args {
     /// are followed
     #[arg(long, value_name = "REV|FILE", num_args = 0..=1, default_missing_value = "")]
     pub patch: Option<String>,
+    /// Serve a live dashboard (plots, crashes, corpus, coverage by source) at ADDR while
+    /// fuzzing; with no value, on a free port of 127.0.0.1 (default: kfuzz.toml's fuzz.http)
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "")]
+    pub http: Option<String>,
     /// With --patch: follow the patch's lines without aiming at them (for measuring)
     #[arg(long, hide = true)]
     pub no_focus: bool,
@@ -100,6 +106,14 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
         let extra: Vec<PathBuf> = args.workdir.iter().map(|w| w.join("corpus")).collect();
         choose_calls_for(p, &mut l, extra, &args.target.disable, shell)?;
     }
+    let http = match (&args.http, &l.manifest.fuzz.http) {
+        (Some(a), _) => Some(crate::dashboard::parse_addr(a).context("--http")?),
+        (None, Some(a)) => Some(
+            crate::dashboard::parse_addr(a)
+                .with_context(|| format!("{}: fuzz.http", l.manifest.path.display()))?,
+        ),
+        (None, None) => None,
+    };
     let kernel = crate::vm::boot::kernel_from_build(&l.tree.build_dir())?;
     let guest = args.guest.prepare(shell, &l.tree, &l.manifest)?;
     let workdir = match &args.workdir {
@@ -123,6 +137,7 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
         no_feedback: args.no_feedback,
         patch,
         follow_only: args.no_focus,
+        http,
     };
     let target = Arc::new(l.loaded.target);
     let summary = crate::ops::fuzz::fuzz(&l.tree, &l.manifest, target, &guest, plan, shell)?;

@@ -27,6 +27,8 @@ tr.unreached td.src { background: #f8dcdc; }
 tr.changed td.n { background: #ffd966; color: #000; font-weight: bold; }
 .muted { color: #888; }
 nav a { margin-right: 1em; }
+.plots { display: flex; flex-wrap: wrap; gap: 8px; }
+.plots figure { margin: 0; }
 "#;
 
 /// A whole page.

@@ -77,10 +77,10 @@ impl Live {
         }
     }
 
-    /// A program ran; `ran[i]`: its call i was executed.
-    pub fn executed(&self, prog: &Prog, ran: impl Iterator<Item = bool>) {
-        for (c, ran) in prog.calls.iter().zip(ran) {
-            if let (true, Some(s)) = (ran, self.calls.get(c.meta)) {
+    /// A program was run.
+    pub fn executed(&self, prog: &Prog) {
+        for c in &prog.calls {
+            if let Some(s) = self.calls.get(c.meta) {
                 s.execs.fetch_add(1, Ordering::Relaxed);
             }
         }

@@ -793,6 +793,8 @@ impl Fuzzer {
             Ok(r)
         });
         self.stats.execs.fetch_add(1, Ordering::SeqCst);
+        // Every call sent counts, those of a program that crashed the guest too.
+        self.live.executed(prog);
         let mut inner = match ctx.slot.inner.lock() {
             Ok(i) => i,
             Err(p) => p.into_inner(),
@@ -823,7 +825,6 @@ impl Fuzzer {
                     );
                 }
                 let ran = r.calls.iter().filter(|c| c.executed).count() as u64;
-                self.live.executed(prog, r.calls.iter().map(|c| c.executed));
                 self.stats.calls.fetch_add(ran, Ordering::SeqCst);
                 if self.check_console(&mut inner) {
                     ctx.slot.dead.store(true, Ordering::SeqCst);

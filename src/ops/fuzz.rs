@@ -43,6 +43,8 @@ pub struct Plan {
     /// Aim at this change (`--patch`); with `follow_only`, follow its lines without aiming.
     pub patch: Option<Patch>,
     pub follow_only: bool,
+    /// Serve the dashboard here while fuzzing.
+    pub http: Option<std::net::SocketAddr>,
 }
 
 /// Fuzzes until the plan's duration passes or Ctrl-C; prints the run's end as `kfuzz run` does.
@@ -121,7 +123,18 @@ pub fn fuzz(
             workdir.display()
         ),
     );
+    let dashboard = match plan.http {
+        Some(addr) => {
+            let vmlinux = crate::kernel::symbols::vmlinux_for(&plan.kernel);
+            let d = crate::dashboard::start(addr, Arc::clone(&fuzzer), &tree.root, vmlinux, shell)?;
+            shell.status("Dashboard", &d.url);
+            shell.json(&serde_json::json!({"reason": "dashboard", "url": d.url}));
+            Some(d)
+        }
+        None => None,
+    };
     let summary = fuzzer.run();
+    drop(dashboard);
     shell.status(
         "Finished",
         format!(
