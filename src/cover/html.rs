@@ -154,3 +154,52 @@ pub fn write(report: &Report, tree: &Path, out: &Path) -> anyhow::Result<usize> 
     }
     Ok(report.files.len() + 1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cover::{ChangedCover, FunctionCover};
+
+    #[test]
+    fn lines_are_marked_and_source_is_escaped() {
+        let f = FileCover {
+            path: "ipc/x.c".into(),
+            lines: 2,
+            reached: 1,
+            percent: 50.0,
+            functions: vec![FunctionCover {
+                name: "f".into(),
+                line: 2,
+                lines: 2,
+                reached: 1,
+                percent: 50.0,
+            }],
+            changed: Some(ChangedCover {
+                lines: vec![3],
+                reached: vec![],
+            }),
+            by_line: [(2, true), (3, false)].into_iter().collect(),
+        };
+        let src = "/* a */\nif (a < b)\n\treturn <x>;\n}\n";
+        let out = file(&f, Some(src)).into_string();
+        assert!(out.contains(r#"<tr id="L1"><td class="n">1</td>"#), "{out}");
+        assert!(
+            out.contains(r#"<tr id="L2" class="reached"><td class="n">2</td><td class="src">if (a &lt; b)</td>"#),
+            "{out}"
+        );
+        assert!(
+            out.contains(r#"<tr id="L3" class="unreached changed">"#),
+            "{out}"
+        );
+        assert!(!out.contains("<x>"), "source is escaped");
+        assert!(out.contains("changed lines reached: 0/1"), "{out}");
+        assert!(out.contains(r##"<a href="#L2">f</a>"##), "{out}");
+        // Without the source, the lines are still listed and marked.
+        let out = file(&f, None).into_string();
+        assert!(
+            out.contains(r#"<tr id="L3" class="unreached changed">"#),
+            "{out}"
+        );
+        assert!(out.contains("not in the tree"), "{out}");
+    }
+}
