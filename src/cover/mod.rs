@@ -71,11 +71,12 @@ pub struct Totals {
     pub percent: f64,
 }
 
+/// `part` of `whole` in percent, rounded down to a tenth: 100.0 only when all of it.
 pub fn percent(part: usize, whole: usize) -> f64 {
     if whole == 0 {
         0.0
     } else {
-        (part as f64 * 1000.0 / whole as f64).round() / 10.0
+        (part as f64 * 1000.0 / whole as f64).floor() / 10.0
     }
 }
 
@@ -237,7 +238,7 @@ pub fn compute(
 }
 
 /// `./ipc//shm.c/` → `ipc/shm.c`.
-fn clean(p: &str) -> String {
+pub fn clean(p: &str) -> String {
     p.split('/')
         .filter(|s| !s.is_empty() && *s != ".")
         .collect::<Vec<_>>()
@@ -333,6 +334,8 @@ mod tests {
         assert_eq!(clean("./ipc//shm.c/"), "ipc/shm.c");
         assert_eq!(clean("/"), "");
         assert_eq!(percent(1, 3), 33.3);
+        assert_eq!(percent(2, 3), 66.6);
+        assert_eq!(percent(9995, 10000), 99.9, "not all of it: not 100");
         assert_eq!(percent(0, 0), 0.0);
         assert_eq!(percent(2, 2), 100.0);
     }

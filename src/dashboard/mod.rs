@@ -7,6 +7,7 @@ pub mod history;
 mod pages;
 mod plot;
 
+use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -24,6 +25,9 @@ use crate::kernel::lines::LineTable;
 use crate::shell::Shell;
 use history::{History, Sample};
 
+/// A coverage report and the run's coverage count it was made at.
+type CachedCover = (u64, Arc<crate::cover::Report>);
+
 /// What the pages are made from.
 pub struct App {
     fuzzer: Arc<Fuzzer>,
@@ -34,8 +38,14 @@ pub struct App {
     /// vmlinux, for coverage by source (opened on the first coverage page).
     vmlinux: Option<PathBuf>,
     table: Mutex<Option<LineTable>>,
+    /// Coverage reports by the paths asked for, with the run's coverage count they were made
+    /// at: made again only when coverage grew.
+    covers: Mutex<std::collections::HashMap<Vec<String>, CachedCover>>,
     history: Mutex<History>,
     started: Instant,
+    /// The `Host` values a request may carry (the address, and `localhost` on loopback); None
+    /// when bound beyond loopback on purpose.
+    hosts: Option<Vec<String>>,
 }
 
 impl App {
@@ -58,23 +68,25 @@ impl App {
     }
 }
 
-/// A running dashboard; dropping it stops the server.
+/// A running dashboard; dropping it stops the server (within about 3 s: requests still
+/// running then are dropped).
 pub struct Dashboard {
     pub url: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    stop: tokio::sync::watch::Sender<bool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for Dashboard {
     fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
+        let _ = self.stop.send(true);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
     }
 }
+
+/// Files larger than this are served cut (a console log is capped far below it).
+const MAX_FILE: u64 = 32 << 20;
 
 /// `--http [ADDR]`: the address to serve on; `127.0.0.1:0` (a free port) when none is given.
 pub fn parse_addr(s: &str) -> anyhow::Result<SocketAddr> {
@@ -110,21 +122,34 @@ pub fn start(
     let workdir = workdir
         .canonicalize()
         .with_context(|| format!("cannot resolve {}", workdir.display()))?;
+    let listener =
+        std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
+    listener.set_nonblocking(true)?;
+    let local = listener.local_addr()?;
+    let url = format!("http://{local}/");
+    // On loopback, a page from elsewhere may not read the dashboard through a DNS name that
+    // resolves to 127.0.0.1 (DNS rebinding): only these `Host` values are answered.
+    let hosts = local.ip().is_loopback().then(|| {
+        let port = local.port();
+        vec![
+            local.to_string(),
+            format!("localhost:{port}"),
+            format!("127.0.0.1:{port}"),
+            format!("[::1]:{port}"),
+        ]
+    });
     let app = Arc::new(App {
         fuzzer,
         workdir,
         tree: tree.to_path_buf(),
         vmlinux,
         table: Mutex::new(None),
+        covers: Mutex::new(Default::default()),
         history: Mutex::new(History::new(1800, Duration::from_secs(2))),
         started: Instant::now(),
+        hosts,
     });
-    let listener =
-        std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
-    listener.set_nonblocking(true)?;
-    let local = listener.local_addr()?;
-    let url = format!("http://{local}/");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
@@ -139,17 +164,27 @@ pub fn start(
                     return;
                 };
                 tokio::spawn(sampler(Arc::clone(&app)));
-                let _ = axum::serve(listener, router(app))
-                    .with_graceful_shutdown(async {
-                        let _ = stopped.await;
-                    })
-                    .await;
+                let mut graceful = stopped.clone();
+                let serve = axum::serve(listener, router(app)).with_graceful_shutdown(async move {
+                    let _ = graceful.wait_for(|s| *s).await;
+                });
+                // A client that never finishes its request would hold a graceful shutdown
+                // forever: the run's end waits 2 s for requests, no more.
+                let mut deadline = stopped;
+                tokio::select! {
+                    _ = serve => {}
+                    _ = async move {
+                        let _ = deadline.wait_for(|s| *s).await;
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                    } => {}
+                }
             });
+            rt.shutdown_timeout(Duration::from_secs(1));
         })
         .context("cannot start the dashboard's thread")?;
     Ok(Dashboard {
         url,
-        stop: Some(stop),
+        stop,
         thread: Some(thread),
     })
 }
@@ -178,7 +213,33 @@ fn router(app: Arc<App>) -> Router {
         .route("/cover", get(cover_index))
         .route("/cover/file/{*path}", get(cover_file))
         .route("/files/{*path}", get(file))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&app),
+            check_host,
+        ))
         .with_state(app)
+}
+
+async fn check_host(
+    State(app): State<Arc<App>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Some(hosts) = &app.hosts {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default();
+        if !hosts.iter().any(|h| h == host) {
+            return (
+                StatusCode::MISDIRECTED_REQUEST,
+                format!("this dashboard answers to {}\n", hosts[0]),
+            )
+                .into_response();
+        }
+    }
+    next.run(req).await
 }
 
 fn html(m: maud::Markup) -> Response {
@@ -266,7 +327,14 @@ async fn file(State(app): State<Arc<App>>, UrlPath(path): UrlPath<String>) -> Re
         )
             .into_response();
     };
-    match tokio::task::spawn_blocking(move || std::fs::read(full)).await {
+    let read = move || -> std::io::Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        std::fs::File::open(full)?
+            .take(MAX_FILE)
+            .read_to_end(&mut bytes)?;
+        Ok(bytes)
+    };
+    match tokio::task::spawn_blocking(read).await {
         Ok(Ok(bytes)) => (
             [
                 (header::CONTENT_TYPE, "text/plain; charset=utf-8"),

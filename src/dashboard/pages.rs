@@ -1,6 +1,7 @@
 //! The dashboard's pages.
 
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 
 use maud::{html, Markup, PreEscaped};
 
@@ -241,8 +242,26 @@ pub fn program(app: &App, name: &str) -> Option<Markup> {
     ))
 }
 
-/// The coverage of the run's PCs under `path`.
-fn cover_report(app: &App, paths: &[String]) -> anyhow::Result<crate::cover::Report> {
+/// The coverage of the run's PCs under `paths` (made again only when coverage grew).
+fn cover_report(app: &App, paths: &[String]) -> anyhow::Result<Arc<crate::cover::Report>> {
+    let key = paths.to_vec();
+    let now = app.fuzzer.stats.cover.load(Relaxed);
+    if let Some((at, r)) = app.covers.lock().ok().and_then(|c| c.get(&key).cloned()) {
+        if at == now {
+            return Ok(r);
+        }
+    }
+    let r = Arc::new(make_cover_report(app, paths)?);
+    if let Ok(mut c) = app.covers.lock() {
+        if c.len() >= 64 {
+            c.clear();
+        }
+        c.insert(key, (now, Arc::clone(&r)));
+    }
+    Ok(r)
+}
+
+fn make_cover_report(app: &App, paths: &[String]) -> anyhow::Result<crate::cover::Report> {
     let vmlinux = app
         .vmlinux
         .as_ref()
@@ -269,6 +288,9 @@ fn cover_report(app: &App, paths: &[String]) -> anyhow::Result<crate::cover::Rep
 }
 
 pub fn cover_index(app: &App, path: &str) -> anyhow::Result<Markup> {
+    // `/`, `.` and `` all mean the files the run reached, never the whole kernel.
+    let path = crate::cover::clean(path);
+    let path = path.as_str();
     let paths: Vec<String> = if path.is_empty() {
         Vec::new()
     } else {

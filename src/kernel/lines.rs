@@ -183,14 +183,14 @@ impl LineTable {
     /// The code of every line of the files under `paths` (repository-relative files or
     /// directories; every file of the tree when empty).
     pub fn ranges_under(&self, paths: &[String]) -> anyhow::Result<Vec<LineRange>> {
+        let wanted: HashSet<&str> = paths.iter().map(|p| p.trim_end_matches('/')).collect();
+        let all = paths.is_empty() || wanted.contains("");
+        // The file, or one of the folders it is in, was asked for.
         let under = |file: &str| {
-            paths.is_empty()
-                || paths.iter().any(|p| {
-                    let p = p.trim_end_matches('/');
-                    p.is_empty()
-                        || file == p
-                        || file.strip_prefix(p).is_some_and(|r| r.starts_with('/'))
-                })
+            all || wanted.contains(file)
+                || file
+                    .match_indices('/')
+                    .any(|(i, _)| wanted.contains(&file[..i]))
         };
         self.ranges_where(&|_| true, &under, &|_, _| true)
     }
@@ -431,14 +431,14 @@ impl LineTable {
 }
 
 /// The KCOV PCs of the blocks holding `[start, end)`, given its function's KCOV call sites
-/// (sorted): the block it begins in (the function's first for code ahead of every call) and
-/// every block starting inside it.
+/// (sorted): the block it begins in (the last call at or before `start`; the function's first
+/// for code ahead of every call) and every block starting inside it.
 fn blocks_in(sites: &[u64], start: u64, end: u64) -> Vec<u64> {
-    let first_at_or_after = sites.partition_point(|&a| a < start);
-    let inside = sites[first_at_or_after..].iter().take_while(|&&a| a < end);
-    let entry = first_at_or_after
-        .checked_sub(1)
-        .map_or(sites.first(), |i| sites.get(i));
+    // A call at `start` opens the block the code begins in: it is that block, not the one
+    // before.
+    let after = sites.partition_point(|&a| a <= start);
+    let inside = sites[after..].iter().take_while(|&&a| a < end);
+    let entry = after.checked_sub(1).map_or(sites.first(), |i| sites.get(i));
     entry
         .into_iter()
         .chain(inside)
@@ -533,6 +533,27 @@ mod tests {
         assert_eq!(sites, vec![base + 2]);
         // Cut short: no call.
         assert_eq!(calls_to(&code[..4], base, 4, target).count(), 0);
+    }
+
+    #[test]
+    fn a_range_belongs_to_the_blocks_it_lies_in() {
+        let sites = [0x100, 0x120, 0x140];
+        let pcs = |s, e| blocks_in(&sites, s, e);
+        let pc = |a: u64| a + CALL_LEN;
+        // Code opened by a call is that call's block only, not the one before.
+        assert_eq!(pcs(0x120, 0x130), [pc(0x120)]);
+        // Code inside a block, and code running into the next one.
+        assert_eq!(pcs(0x125, 0x130), [pc(0x120)]);
+        assert_eq!(pcs(0x125, 0x141), [pc(0x120), pc(0x140)]);
+        // The end is exclusive.
+        assert_eq!(pcs(0x125, 0x140), [pc(0x120)]);
+        // Ahead of every call (the prologue): the function's first block.
+        assert_eq!(pcs(0xf0, 0xf8), [pc(0x100)]);
+        assert_eq!(pcs(0xf0, 0x101), [pc(0x100)]);
+        // After the last call.
+        assert_eq!(pcs(0x150, 0x160), [pc(0x140)]);
+        // No KCOV call in the function: nothing.
+        assert!(blocks_in(&[], 0x10, 0x20).is_empty());
     }
 
     #[test]

@@ -188,6 +188,8 @@ impl Symbols {
             .take_while(|f| self.names[f.2] == name)
             .filter(|f| f.1 > 0)
             .map(|f| f.0)
+            .collect::<std::collections::BTreeSet<u64>>()
+            .into_iter()
             .collect();
         match (starts.as_slice(), file) {
             ([one], _) => Some(*one),
