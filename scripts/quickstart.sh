@@ -1,7 +1,7 @@
 #!/bin/sh
 # From a fresh Debian 12 machine to a fuzzing run: packages, kfuzz, an example tree (Debian's
-# linux-source-6.12, unpacked in ~/src), `kfuzz init`, `kfuzz build`, then `kfuzz run` on the
-# defaults (System V IPC) until Ctrl-C, or for KFUZZ_DURATION (e.g. 30m) if set.
+# linux-source-6.12, unpacked in ~/src), `kfuzz init`, `kfuzz build`, then `kfuzz run --http` (a live
+# dashboard) on the defaults (System V IPC) until Ctrl-C, or for KFUZZ_DURATION (e.g. 30m) if set.
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 "$here/scripts/install-deps.sh"
@@ -17,4 +17,4 @@ cd "$tree"
 kfuzz doctor || true
 [ -f kfuzz.toml ] || kfuzz init
 kfuzz build
-kfuzz run ${KFUZZ_DURATION:+--duration "$KFUZZ_DURATION"}
+kfuzz run --http ${KFUZZ_DURATION:+--duration "$KFUZZ_DURATION"}
