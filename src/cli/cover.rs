@@ -44,12 +44,7 @@ pub fn exec(args: Args, shell: &Shell) -> anyhow::Result<i32> {
         None => None,
     };
     let kernel = args.kernel.clone().unwrap_or_else(|| tree.build_dir());
-    let vmlinux = if kernel.is_dir() {
-        Some(kernel.join("vmlinux")).filter(|v| v.is_file())
-    } else {
-        crate::kernel::symbols::vmlinux_for(&kernel)
-    }
-    .with_context(|| {
+    let vmlinux = crate::kernel::symbols::vmlinux_for(&kernel).with_context(|| {
         format!(
             "no vmlinux for {}: `kfuzz build` first, or pass --kernel",
             kernel.display()

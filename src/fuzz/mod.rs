@@ -373,15 +373,6 @@ impl Fuzzer {
         for w in workers.into_iter().chain(reproducer) {
             let _ = w.join();
         }
-        let st = self.state.lock().map(|s| {
-            let mut c: Vec<(String, usize)> = s
-                .crash_titles
-                .iter()
-                .map(|(k, v)| (k.clone(), *v))
-                .collect();
-            c.sort();
-            c
-        });
         Summary {
             elapsed_secs: started.elapsed().as_secs_f64(),
             execs: self.stats.execs.load(Ordering::SeqCst),
@@ -389,7 +380,7 @@ impl Fuzzer {
             signal: self.stats.signal.load(Ordering::SeqCst),
             cover: self.stats.cover.load(Ordering::SeqCst),
             hints: self.stats.hints.load(Ordering::SeqCst),
-            crashes: st.unwrap_or_default(),
+            crashes: self.crash_titles(),
             workdir: self.opts.workdir.clone(),
             vm_restarts: self.stats.vm_restarts.load(Ordering::SeqCst),
             vm_restores: self.stats.vm_restores.load(Ordering::SeqCst),
@@ -412,9 +403,10 @@ impl Fuzzer {
             .unwrap_or_default()
     }
 
-    /// Crash titles found so far, with how often.
+    /// Crash titles found so far, with how often, sorted by title.
     pub fn crash_titles(&self) -> Vec<(String, usize)> {
-        self.state
+        let mut c: Vec<(String, usize)> = self
+            .state
             .lock()
             .map(|s| {
                 s.crash_titles
@@ -422,7 +414,9 @@ impl Fuzzer {
                     .map(|(k, v)| (k.clone(), *v))
                     .collect()
             })
-            .unwrap_or_default()
+            .unwrap_or_default();
+        c.sort();
+        c
     }
 
     pub fn options(&self) -> &FuzzOptions {

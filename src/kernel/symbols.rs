@@ -321,8 +321,12 @@ fn tidy_path(p: &str) -> String {
 }
 
 /// The vmlinux that goes with a kernel image: itself when it is one, else the build dir's
-/// (`arch/x86/boot/bzImage` → `vmlinux` three levels up), else one beside it.
+/// (`arch/x86/boot/bzImage` → `vmlinux` three levels up), else one beside it; for a build
+/// folder, the one in it.
 pub fn vmlinux_for(kernel: &Path) -> Option<PathBuf> {
+    if kernel.is_dir() {
+        return Some(kernel.join("vmlinux")).filter(|v| v.is_file());
+    }
     if kernel.file_name().is_some_and(|n| n == "vmlinux") {
         return Some(kernel.to_path_buf());
     }
