@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use kfuzz_wire::signal::Known;
 use kfuzz_wire::{GuestMsg, HostMsg, WireError};
 
 use super::console;
@@ -35,10 +36,12 @@ pub(super) fn split(c: Channel, n: usize) -> Vec<Proc> {
         flooded,
     } = c;
     let writer = Arc::new(Mutex::new(chan));
+    let known = Arc::new(Mutex::new(Known::default()));
     let proc = |i: usize, rx: ProcRx| Proc {
         vm,
         index: i as u32,
         writer: Arc::clone(&writer),
+        known: Arc::clone(&known),
         rx,
         timeout_scale,
         flooded: Arc::clone(&flooded),
@@ -118,6 +121,8 @@ pub struct Proc {
     pub vm: usize,
     pub index: u32,
     writer: Arc<Mutex<UnixStream>>,
+    /// What this VM's results reported: the executor sends raw PCs, which become signal here.
+    known: Arc<Mutex<Known>>,
     rx: ProcRx,
     timeout_scale: u32,
     /// The console's flood flag: a flooding guest is given up on at once.
@@ -176,7 +181,14 @@ impl Proc {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             match self.rx.recv_timeout(left.min(Duration::from_millis(250))) {
-                Ok(Ok(r)) => return Ok(r),
+                Ok(Ok(mut r)) => {
+                    let mut k = match self.known.lock() {
+                        Ok(k) => k,
+                        Err(p) => p.into_inner(),
+                    };
+                    k.process(&mut r, opts.full_signal);
+                    return Ok(r);
+                }
                 Ok(Err(e)) => bail!("vm{}: the guest channel failed: {e}", self.vm),
                 Err(RecvTimeoutError::Timeout) if left.is_zero() => bail!(
                     "vm{}: proc {} got no reply within {:.0}s",
@@ -192,8 +204,13 @@ impl Proc {
         }
     }
 
-    /// Tells the executor about signal the host already has (see `HostMsg::Signal`).
-    pub fn send_signal(&self, signal: Vec<u32>) -> anyhow::Result<()> {
-        self.send(&HostMsg::Signal(signal))
+    /// Signal the fuzzer already has (found on other VMs, or before this VM started): this
+    /// VM's results stop reporting it.
+    pub fn learn_signal(&self, signal: Vec<u32>) {
+        let mut k = match self.known.lock() {
+            Ok(k) => k,
+            Err(p) => p.into_inner(),
+        };
+        k.learn(signal);
     }
 }

@@ -1,17 +1,16 @@
 //! Running programs, the executor's side: a fork server (`runner`) per proc, with its KCOV
 //! handles and a results area shared with it. The executor hands the runner each program,
-//! waits for it (killing a runner that hangs), then reads the calls' results and PCs, turns PCs
-//! into edge signal and drops what the host already has (the set all procs share). The console
-//! marker before each program is written here; how programs run is `runner`'s business.
+//! waits for it (killing a runner that hangs), then reads the calls' results and PCs and sends
+//! the PCs as they are: the host turns them into signal, natively, where under TCG the guest
+//! took milliseconds. The console marker before each program is written here; how programs
+//! run is `runner`'s business.
 use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kfuzz_wire::{CallResult, ExecOpts, ExecProg, ExecResult, ExecTiming};
 
 use crate::kcov::{self, Kcov};
 use crate::runner::Child;
-use crate::signal::{call_signal, FastSet};
 
 pub(crate) const MAX_CALLS: usize = 64;
 const KCOV_WORDS: usize = 256 << 10;
@@ -33,6 +32,8 @@ pub(crate) const MAX_VARS: usize = 1024;
 pub(crate) struct ProgHeader {
     pub(crate) setup_done_us: u64,
     pub(crate) calls_done_us: u64,
+    pub(crate) cleanup_done_us: u64,
+    pub(crate) received_us: u64,
 }
 
 /// One call's result. Its PCs stay in the KCOV buffer they were written to: entries
@@ -46,14 +47,6 @@ pub(crate) struct CallSlot {
     pub(crate) kcov: u32,
     pub(crate) pc_start: u32,
     pub(crate) pc_count: u32,
-}
-
-/// What the procs of one executor share: the signal and PCs already reported to (or sent by)
-/// the host.
-#[derive(Default)]
-pub struct Shared {
-    pub signal: Mutex<FastSet<u32>>,
-    pcs: Mutex<FastSet<u64>>,
 }
 
 /// The fork server of a proc: a small process forked when the proc starts, before this one
@@ -74,7 +67,6 @@ pub struct Executor {
     pool: Vec<Kcov>,
     /// Program and call headers, shared with the runner and its children.
     out: *mut u8,
-    shared: Arc<Shared>,
     runner: Option<Runner>,
 }
 
@@ -104,7 +96,7 @@ fn pipe() -> Option<(std::fs::File, std::fs::File)> {
 }
 
 impl Executor {
-    pub fn new(proc: u32, shared: Arc<Shared>) -> Executor {
+    pub fn new(proc: u32) -> Executor {
         let kcov_ok = std::path::Path::new(kcov::KCOV_PATH).exists();
         let kcov = kcov_ok.then(|| Kcov::open(KCOV_WORDS).ok()).flatten();
         let pool: Vec<Kcov> = if kcov.is_some() {
@@ -143,7 +135,6 @@ impl Executor {
             kcov,
             pool,
             out,
-            shared,
             runner: None,
         };
         e.runner = e.spawn_runner();
@@ -255,6 +246,7 @@ impl Executor {
             let _ = o.write_all(line.as_bytes());
             let _ = o.flush();
         }
+        let marked = now_us();
         if self.out.is_null() {
             return ExecResult::default();
         }
@@ -272,12 +264,6 @@ impl Executor {
             hanged,
             ..Default::default()
         };
-        let mut seen = match self.shared.signal.lock() {
-            Ok(s) => s,
-            Err(p) => p.into_inner(),
-        };
-        let mut new_pcs: Vec<u64> = Vec::new();
-        let mut distinct = FastSet::default();
         let slots = self.out.wrapping_add(PROG_HEADER).cast::<CallSlot>();
         for i in 0..ncalls {
             // SAFETY: slot i is inside the header area the child wrote.
@@ -302,21 +288,9 @@ impl Executor {
                 cr.comps = comps;
             } else if let (true, Some(k)) = (cr.executed, k) {
                 let pcs = k.range(slot.pc_start as usize, slot.pc_count as usize);
-                let s = call_signal(pcs, &mut seen, opts.full_signal, &mut distinct);
-                cr.signal = s.signal;
-                cr.cover = s.cover;
-                new_pcs.extend(distinct.iter());
+                cr.pcs = pcs_as_bytes(pcs);
             }
             result.calls.push(cr);
-        }
-        drop(seen);
-        if let Ok(mut known) = self.shared.pcs.lock() {
-            new_pcs.sort_unstable();
-            new_pcs.dedup();
-            result.new_pcs = new_pcs
-                .into_iter()
-                .filter(|pc| known.insert(*pc) || opts.full_signal)
-                .collect();
         }
         // SAFETY: the program header is at the start of the mapping.
         let h: ProgHeader = unsafe { std::ptr::read_volatile(self.out.cast::<ProgHeader>()) };
@@ -326,10 +300,26 @@ impl Executor {
                 setup_us: (h.setup_done_us - started) as u32,
                 calls_us: (h.calls_done_us - h.setup_done_us) as u32,
                 teardown_us: done.saturating_sub(h.calls_done_us) as u32,
+                marker_us: marked.saturating_sub(started) as u32,
+                handoff_us: h.received_us.saturating_sub(marked) as u32,
+                cleanup_us: h.cleanup_done_us.saturating_sub(h.calls_done_us) as u32,
             };
         }
         result
     }
+}
+
+/// `signal::pcs_to_bytes` as one copy: the buffer already is little-endian u64s on x86.
+#[cfg(target_endian = "little")]
+fn pcs_as_bytes(pcs: &[u64]) -> Vec<u8> {
+    // SAFETY: any u64 is 8 plain bytes; the slice covers exactly the u64s' memory.
+    unsafe { std::slice::from_raw_parts(pcs.as_ptr().cast::<u8>(), std::mem::size_of_val(pcs)) }
+        .to_vec()
+}
+
+#[cfg(not(target_endian = "little"))]
+fn pcs_as_bytes(pcs: &[u64]) -> Vec<u8> {
+    kfuzz_wire::signal::pcs_to_bytes(pcs)
 }
 
 impl Drop for Executor {

@@ -13,7 +13,6 @@ mod microbench;
 mod pseudo;
 mod runner;
 mod serve;
-mod signal;
 mod support;
 
 fn main() {

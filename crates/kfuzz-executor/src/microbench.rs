@@ -33,6 +33,16 @@ pub fn run() -> i32 {
         // SAFETY: no arguments.
         unsafe { libc::getpid() };
     });
+    time("setitimer (arm + disarm)", 1000, || {
+        let mut it: libc::itimerval = unsafe { std::mem::zeroed() };
+        it.it_value.tv_usec = 20_000;
+        // SAFETY: setitimer with valid structs; disarmed right after.
+        unsafe {
+            libc::setitimer(libc::ITIMER_REAL, &it, std::ptr::null_mut());
+            it.it_value.tv_usec = 0;
+            libc::setitimer(libc::ITIMER_REAL, &it, std::ptr::null_mut());
+        }
+    });
     time("fork+exit+wait", n, || fork_with(|| {}));
     time("fork+unshare(ipc)+exit+wait", n, || {
         // SAFETY: a flag-only syscall in the child.
@@ -41,6 +51,10 @@ pub fn run() -> i32 {
         })
     });
     if let Ok(k) = crate::kcov::Kcov::open(256 << 10) {
+        time("KCOV enable + disable", 200, || {
+            let _ = k.enable(crate::kcov::KCOV_TRACE_PC);
+            let _ = k.disable();
+        });
         time("fork+exit, 2 MiB KCOV mapped", n, || fork_with(|| {}));
         k.keep_from_forks();
         time("same, keep_from_forks", n, || fork_with(|| {}));
@@ -58,6 +72,9 @@ pub fn run() -> i32 {
         if let Some(k) = kmsg.as_mut() {
             let _ = k.write_all(kfuzz_wire::program_marker_line(123_456, 0).as_bytes());
         }
+    });
+    time("clock_gettime", 1000, || {
+        std::hint::black_box(std::time::Instant::now());
     });
     time("mkdir+rmdir in /tmp", n, || {
         let _ = std::fs::create_dir_all("/tmp/microbench");

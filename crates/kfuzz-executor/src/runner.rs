@@ -180,6 +180,9 @@ impl Child {
                 Ok(m) => m,
                 Err(_) => return 0,
             };
+            let header = self.out.cast::<ProgHeader>();
+            // SAFETY: the program header is at the start of the shared mapping.
+            unsafe { (*header).received_us = now_us() };
             pseudo::before_program(&prog);
             let fresh =
                 opts.threaded || opts.collide || opts.comparisons || opts.sandbox != Sandbox::None;
@@ -204,6 +207,8 @@ impl Child {
             }
             pseudo::after_program(&prog, dir);
             persistent.temp.clean(dir);
+            // SAFETY: the program header is at the start of the shared mapping.
+            unsafe { (*header).cleanup_done_us = now_us() };
             if done.write_all(&[u8::from(hanged)]).is_err() {
                 return 0;
             }

@@ -12,7 +12,7 @@ use kfuzz_wire::{
     WireError,
 };
 
-use crate::exec::{Executor, Shared};
+use crate::exec::Executor;
 
 use crate::kcov::{self, Kcov};
 
@@ -104,7 +104,6 @@ pub fn run() -> i32 {
     };
     // A request in one read(2) instead of two (length, then payload).
     let mut chan = std::io::BufReader::with_capacity(256 << 10, chan);
-    let shared = Arc::new(Shared::default());
     let mut procs: Vec<mpsc::Sender<(u64, ExecProg, ExecOpts)>> = Vec::new();
     loop {
         let msg: HostMsg = match read_msg(&mut chan) {
@@ -132,21 +131,11 @@ pub fn run() -> i32 {
             } => {
                 let p = (proc as usize).min(MAX_PROCS - 1);
                 while procs.len() <= p {
-                    procs.push(spawn_proc(
-                        procs.len() as u32,
-                        Arc::clone(&shared),
-                        Arc::clone(&writer),
-                    ));
+                    procs.push(spawn_proc(procs.len() as u32, Arc::clone(&writer)));
                 }
                 if procs[p].send((id, prog, opts)).is_err() {
                     eprintln!("kfuzz-executor: proc {p} is gone");
                     return 1;
-                }
-                continue;
-            }
-            HostMsg::Signal(sig) => {
-                if let Ok(mut s) = shared.signal.lock() {
-                    s.extend(sig);
                 }
                 continue;
             }
@@ -187,12 +176,11 @@ fn send(writer: &Mutex<std::fs::File>, msg: &GuestMsg) -> Result<(), WireError> 
 /// A worker thread with its own fork server; its replies share the channel.
 fn spawn_proc(
     index: u32,
-    shared: Arc<Shared>,
     writer: Arc<Mutex<std::fs::File>>,
 ) -> mpsc::Sender<(u64, ExecProg, ExecOpts)> {
     let (tx, rx) = mpsc::channel::<(u64, ExecProg, ExecOpts)>();
     std::thread::spawn(move || {
-        let mut executor = Executor::new(index, shared);
+        let mut executor = Executor::new(index);
         for (id, prog, opts) in rx {
             let result = executor.run(id, &prog, &opts);
             let reply = GuestMsg::ExecDone {

@@ -9,7 +9,13 @@ use crate::target::Target;
 use crate::types::*;
 
 /// Programs grow to at most this many calls.
-pub const MAX_CALLS: usize = 24;
+pub const MAX_CALLS: usize = 40;
+/// The length generation aims at, and mutation grows programs towards. A program costs a few
+/// milliseconds of the executor's own work whatever its length (under TCG, about what ten calls
+/// cost), so long programs spend more of the machine in the kernel; and the calls of a long
+/// program act on each other's objects, which is where much of the kernel's state lies.
+/// Minimization cuts what a new input does not need.
+pub const RECOMMENDED_CALLS: usize = 30;
 
 /// Bytes of data one generated call may grow to by choice (longer arrays, bigger blobs, more
 /// optional pointees); its smallest value is always made, however big.

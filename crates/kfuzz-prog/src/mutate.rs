@@ -3,7 +3,7 @@
 
 use rand::Rng;
 
-use crate::gen::{self, Builder, ChoiceTable, MAX_CALLS};
+use crate::gen::{self, Builder, ChoiceTable, MAX_CALLS, RECOMMENDED_CALLS};
 use crate::mutate_data::{self as data, ValuePool};
 use crate::prog::*;
 use crate::target::Target;
@@ -33,16 +33,22 @@ pub fn mutate_with(
     let mut p = p.clone();
     let mut changed = false;
     for _ in 0..20 {
+        // Programs grow towards `RECOMMENDED_CALLS` (see there): calls are inserted more often
+        // while a program is shorter, removed more often once it is longer. About three
+        // changes per mutant, as syzkaller makes.
+        let short = p.calls.len() < RECOMMENDED_CALLS;
         changed |= match rng.gen_range(0..100) {
-            0..=9 if !corpus.is_empty() => {
+            0..=4 if !corpus.is_empty() => {
                 let other = &corpus[rng.gen_range(0..corpus.len())];
                 splice(target, rng, &mut p, other)
             }
-            0..=29 => insert_call(target, ct, rng, &mut p),
-            30..=39 => remove_random_call(target, rng, &mut p),
+            0..=59 if short => insert_call(target, ct, rng, &mut p),
+            0..=19 => insert_call(target, ct, rng, &mut p),
+            60..=64 => remove_random_call(target, rng, &mut p),
+            20..=39 if !short => remove_random_call(target, rng, &mut p),
             _ => mutate_arg_with(target, ct, rng, &mut p, pool),
         };
-        if changed && rng.gen_ratio(2, 3) {
+        if changed && rng.gen_ratio(1, 3) {
             break;
         }
     }

@@ -237,3 +237,47 @@ fn mutable_places_reach_into_structs_and_arrays() {
     }
     assert!(deep > 100, "only {deep} places below a pointee's top level");
 }
+
+/// Mutation grows short programs towards `RECOMMENDED_CALLS` and never past `MAX_CALLS`, and
+/// generation makes programs of the length asked for, within `MAX_CALLS`.
+#[test]
+fn programs_grow_towards_the_recommended_length_and_stay_within_the_limit() {
+    use kfuzz_prog::gen::{generate, MAX_CALLS, RECOMMENDED_CALLS};
+    let t = linux_target();
+    let all: Vec<usize> = (0..t.syscalls.len()).collect();
+    let ct = ChoiceTable::new(&t, &all);
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(5);
+    for n in [1, RECOMMENDED_CALLS, MAX_CALLS + 10] {
+        let p = generate(&t, &ct, &mut rng, n);
+        assert!(
+            p.calls.len() <= MAX_CALLS,
+            "{} calls for {n}",
+            p.calls.len()
+        );
+        check_valid(&t, &p, &format!("generated, {n} calls asked"));
+    }
+    let mut grown = Vec::new();
+    for seed in 0..8 {
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+        let mut p = generate(&t, &ct, &mut rng, 1);
+        let mut longest = p.calls.len();
+        for round in 0..60 {
+            p = mutate::mutate(&t, &ct, &mut rng, &p, &[]);
+            assert!(
+                p.calls.len() <= MAX_CALLS,
+                "round {round}: {} calls",
+                p.calls.len()
+            );
+            longest = longest.max(p.calls.len());
+        }
+        check_valid(&t, &p, &format!("seed {seed} after 60 mutations"));
+        grown.push(longest);
+    }
+    // Each mutant of a short program inserts about one call on average; after 60 rounds every
+    // chain has been near the recommended length (a chain that never grew fails).
+    let reached = grown
+        .iter()
+        .filter(|&&l| l >= RECOMMENDED_CALLS / 2)
+        .count();
+    assert!(reached >= 6, "longest program per chain: {grown:?}");
+}

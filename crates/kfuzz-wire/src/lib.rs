@@ -7,8 +7,10 @@ use std::io::{Read, Write};
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
+pub mod signal;
+
 /// Bumped on every incompatible change; the handshake refuses a mismatch.
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// Where programs' pointers point: areas of `DATA_SIZE` bytes the executor maps in every
 /// program's process. kfuzz's own programs use the first; syzkaller's use the second
@@ -124,9 +126,6 @@ pub enum HostMsg {
         prog: ExecProg,
         opts: ExecOpts,
     },
-    /// Signal the host already has (found on other VMs, or before this executor started): the
-    /// executor stops reporting it, so a typical execution returns a few bytes. No reply.
-    Signal(Vec<u32>),
     /// The benchmark's baseline: a fixed ~10-call sequence (getpid, pipe, write, read, close,
     /// shmget, shmat, shmdt, shmctl) in a loop with KCOV enabled, reset and read each
     /// iteration, no host round trip.
@@ -189,8 +188,9 @@ pub enum Sandbox {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExecOpts {
     pub sandbox: Sandbox,
-    /// Return all of each call's signal and all covered PCs, not only what this executor has
-    /// not returned before (triage needs the whole signal to check it is stable).
+    /// Report all of each call's signal and all covered PCs, not only what this VM has not
+    /// reported before (triage needs the whole signal to check it is stable). The host applies
+    /// it (`signal::Known`); the executor sends every PC anyway.
     pub full_signal: bool,
     /// Kill the program after this long.
     pub timeout_ms: u64,
@@ -234,6 +234,11 @@ pub struct CallResult {
     pub executed: bool,
     pub ret: i64,
     pub errno: i32,
+    /// What KCOV recorded for the call, in order (`signal::pcs_to_bytes`). The executor fills
+    /// it; the host turns it into `signal`, `cover` and `new_pcs` (`signal::Known`) and
+    /// empties it.
+    #[serde(with = "serde_bytes")]
+    pub pcs: Vec<u8>,
     /// Edge signal (hashes of consecutive PC pairs), filtered unless `full_signal`.
     pub signal: Vec<u32>,
     /// PCs this call covered (with repeats collapsed).
@@ -245,8 +250,8 @@ pub struct CallResult {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct ExecResult {
     pub calls: Vec<CallResult>,
-    /// PCs never reported by this executor before; with `full_signal`, every PC the program
-    /// covered.
+    /// PCs never reported by this VM before; with `full_signal`, every PC the program covered.
+    /// Filled by the host.
     pub new_pcs: Vec<u64>,
     /// The program did not finish within the timeout and was killed.
     pub hanged: bool,
@@ -263,6 +268,12 @@ pub struct ExecTiming {
     pub calls_us: u32,
     /// From the last call to the reply: exit, wait, cleanup, signal hashing.
     pub teardown_us: u32,
+    /// Of `setup_us`: the program's marker in the kernel log.
+    pub marker_us: u32,
+    /// Of `setup_us`: from the marker to the runner holding the program.
+    pub handoff_us: u32,
+    /// Of `teardown_us`: undoing what the program left (its IPC objects, fds, files).
+    pub cleanup_us: u32,
 }
 
 /// Guest → host.

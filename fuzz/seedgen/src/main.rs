@@ -48,7 +48,6 @@ fn main() -> std::io::Result<()> {
             prog: kfuzz_prog::exec::encode(&target, &progs[5]),
             opts,
         },
-        HostMsg::Signal(vec![1, 2, 0xdead_beef]),
         HostMsg::RawLoop { millis: 100 },
         HostMsg::WriteFile {
             path: "/repro".into(),
@@ -110,6 +109,7 @@ fn main() -> std::io::Result<()> {
                     setup_us: 10,
                     calls_us: 20,
                     teardown_us: 5,
+                    ..Default::default()
                 },
             },
         },
