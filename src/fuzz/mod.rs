@@ -141,7 +141,8 @@ struct State {
     /// Programs to triage before fuzzing (the corpus of an earlier run).
     candidates: VecDeque<Prog>,
     crash_titles: HashMap<String, usize>,
-    /// Per VM: signal found elsewhere that its executor has not been told about yet.
+    /// Per VM: signal found elsewhere that its results' filter (`Proc::learn_signal`) has not
+    /// been told about yet.
     pending: Vec<Vec<u32>>,
     /// New corpus programs whose comparisons have not been collected yet, newest last.
     hints_queue: VecDeque<Prog>,
@@ -542,7 +543,7 @@ impl Fuzzer {
                 return vm;
             }
         };
-        // A fresh executor knows nothing: it is told all the signal the fuzzer has.
+        // A new VM's filter knows nothing: it is told all the signal the fuzzer has.
         if let Ok(mut s) = self.state.lock() {
             let all: Vec<u32> = s.max_signal.iter().copied().collect();
             if let Some(p) = s.pending.get_mut(vm.index) {
