@@ -95,7 +95,9 @@ fn a_crash_only_the_patched_build_has_is_new_with_the_patch_and_fails() {
     assert_eq!(code, Some(1), "{err}");
     let shm = found(&r, "WARNING in shmctl");
     assert_eq!(shm["verdict"], "new-with-patch", "{shm:#}");
-    assert!(shm["baseline_title"].is_null(), "{shm:#}");
+    // The baseline does not warn in shmctl. (It may crash otherwise: a program of 15-30 calls
+    // from these three often writes to LKDTM too, and then the baseline says so.)
+    assert_ne!(shm["baseline_title"], "WARNING in shmctl", "{shm:#}");
     assert!(
         err.contains("found by fuzzing, new with this patch: WARNING in shmctl"),
         "{err}"

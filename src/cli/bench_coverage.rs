@@ -155,9 +155,31 @@ pub fn compare(
         }));
         children.push(child);
     }
+    // A run that fails (an older build refusing a newer manifest, say) stops the other at
+    // once, rather than when the phase would have ended.
+    let mut statuses: Vec<Option<std::process::ExitStatus>> = vec![None; children.len()];
+    while statuses.iter().any(Option::is_none) {
+        for (i, child) in children.iter_mut().enumerate() {
+            if statuses[i].is_none() {
+                statuses[i] = child.try_wait().context("waiting for a bench run")?;
+            }
+        }
+        if statuses.iter().flatten().any(|s| !s.success()) {
+            for (i, child) in children.iter_mut().enumerate() {
+                if statuses[i].is_none() {
+                    // Its group: the run and its QEMU (which would die with it anyway).
+                    // SAFETY: kill(2) on the process group of our own child.
+                    unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
+                    statuses[i] = child.wait().ok();
+                }
+            }
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
     let mut failed = Vec::new();
-    for (c, mut child) in contenders.iter().zip(children) {
-        let status = child.wait().context("waiting for a bench run")?;
+    for (c, status) in contenders.iter().zip(statuses) {
+        let Some(status) = status else { continue };
         if !status.success() {
             failed.push(format!(
                 "{} ({}) ended with {status}; its output is in {}",

@@ -14,9 +14,11 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use kfuzz_wire::signal::Known;
 use kfuzz_wire::{GuestMsg, Handshake, HostMsg, WireError};
 
 pub use proc::Proc;
@@ -39,6 +41,9 @@ pub struct Vm {
     pub setup_log: Vec<(String, String)>,
     /// Started from a snapshot (see `snapshot`) rather than booted.
     pub restored: bool,
+    /// What this VM's results reported: the executor sends raw PCs, which become signal and
+    /// new PCs here (shared with its procs).
+    known: Arc<Mutex<Known>>,
 }
 
 /// Base (KVM) time a restore from a snapshot may take, until the executor answers; scaled.
@@ -123,6 +128,7 @@ impl Vm {
             timeout_scale: spec.accel.timeout_scale(),
             setup_log: Vec::new(),
             restored: incoming.is_some(),
+            known: Arc::default(),
         })
     }
 
@@ -516,7 +522,10 @@ impl Vm {
         };
         let wait = Duration::from_millis(opts.timeout_ms) + self.scaled(Duration::from_secs(10));
         match self.request(&msg, wait)? {
-            GuestMsg::ExecDone { result, .. } => Ok(result),
+            GuestMsg::ExecDone { mut result, .. } => {
+                proc::make_signal(&self.known, &mut result, opts.full_signal);
+                Ok(result)
+            }
             other => bail!("vm{}: unexpected reply {other:?}", self.index),
         }
     }
@@ -538,6 +547,7 @@ impl Vm {
                 active,
                 timeout_scale: self.timeout_scale,
                 flooded: self.console.flood_flag(),
+                known: Arc::clone(&self.known),
             },
             n,
         ))

@@ -23,6 +23,7 @@ pub(super) struct Channel {
     pub active: usize,
     pub timeout_scale: u32,
     pub flooded: Arc<std::sync::atomic::AtomicBool>,
+    pub known: Arc<Mutex<Known>>,
 }
 
 /// `n` procs (at least one) over the channel `c`.
@@ -34,9 +35,9 @@ pub(super) fn split(c: Channel, n: usize) -> Vec<Proc> {
         active,
         timeout_scale,
         flooded,
+        known,
     } = c;
     let writer = Arc::new(Mutex::new(chan));
-    let known = Arc::new(Mutex::new(Known::default()));
     let proc = |i: usize, rx: ProcRx| Proc {
         vm,
         index: i as u32,
@@ -80,6 +81,15 @@ pub(super) fn split(c: Channel, n: usize) -> Vec<Proc> {
         }
     });
     procs
+}
+
+/// Turns a result's raw PCs into signal and new PCs, against what the VM reported before.
+pub(super) fn make_signal(known: &Mutex<Known>, r: &mut kfuzz_wire::ExecResult, full: bool) {
+    let mut k = match known.lock() {
+        Ok(k) => k,
+        Err(p) => p.into_inner(),
+    };
+    k.process(r, full);
 }
 
 /// Where a proc's results arrive: the channel itself when it is the VM's only proc, else the
@@ -182,11 +192,7 @@ impl Proc {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.rx.recv_timeout(left.min(Duration::from_millis(250))) {
                 Ok(Ok(mut r)) => {
-                    let mut k = match self.known.lock() {
-                        Ok(k) => k,
-                        Err(p) => p.into_inner(),
-                    };
-                    k.process(&mut r, opts.full_signal);
+                    make_signal(&self.known, &mut r, opts.full_signal);
                     return Ok(r);
                 }
                 Ok(Err(e)) => bail!("vm{}: the guest channel failed: {e}", self.vm),
@@ -207,10 +213,9 @@ impl Proc {
     /// Signal the fuzzer already has (found on other VMs, or before this VM started): this
     /// VM's results stop reporting it.
     pub fn learn_signal(&self, signal: Vec<u32>) {
-        let mut k = match self.known.lock() {
-            Ok(k) => k,
-            Err(p) => p.into_inner(),
-        };
-        k.learn(signal);
+        match self.known.lock() {
+            Ok(mut k) => k.learn(signal),
+            Err(p) => p.into_inner().learn(signal),
+        }
     }
 }

@@ -12,7 +12,7 @@ use kfuzz_wire::{CallResult, ExecOpts, ExecProg, ExecResult, ExecTiming};
 use crate::kcov::{self, Kcov};
 use crate::runner::Child;
 
-pub(crate) const MAX_CALLS: usize = 64;
+pub(crate) use kfuzz_wire::MAX_CALLS;
 const KCOV_WORDS: usize = 256 << 10;
 /// KCOV handles for threaded mode: calls left blocked keep theirs; later calls without a free
 /// handle run without coverage.

@@ -8,8 +8,9 @@ use crate::prog::*;
 use crate::target::Target;
 use crate::types::*;
 
-/// Programs grow to at most this many calls.
+/// Programs grow to at most this many calls (the executor runs up to `kfuzz_wire::MAX_CALLS`).
 pub const MAX_CALLS: usize = 40;
+const _: () = assert!(MAX_CALLS <= kfuzz_wire::MAX_CALLS);
 /// The length generation aims at, and mutation grows programs towards. A program costs a few
 /// milliseconds of the executor's own work whatever its length (under TCG, about what ten calls
 /// cost), so long programs spend more of the machine in the kernel; and the calls of a long

@@ -21,6 +21,10 @@ pub const DATA_BASE: u64 = DATA_AREAS[0];
 /// The size of each data area.
 pub const DATA_SIZE: u64 = 16 << 20;
 
+/// Calls of one program the executor runs (it has a result slot for each); later ones are not
+/// run. Generation and mutation stay below it (`kfuzz_prog::gen::MAX_CALLS`).
+pub const MAX_CALLS: usize = 64;
+
 /// The bytes from `addr` to the end of the data area holding it, or None outside them.
 pub fn data_room(addr: u64) -> Option<u64> {
     DATA_AREAS
