@@ -24,6 +24,9 @@ const MAX_SINGLES: usize = 10;
 const MAX_LOG_PROGRAMS: usize = 32;
 /// Runs that must crash with the title, the finding run included.
 const CONFIRMATIONS: usize = 3;
+/// How long (KVM time, scaled) a program may go on without answering once a report is on the
+/// console, before its attempt ends.
+const REPORT_GRACE: Duration = Duration::from_millis(500);
 
 /// One step of option simplification.
 type Simplify = fn(ReproOpts) -> ReproOpts;
@@ -297,7 +300,24 @@ impl<'a> Reproducer<'a> {
         'runs: for _ in 0..o.repeat.max(1) {
             for e in &encoded {
                 id += 1;
-                if let Err(e) = vm.exec(id, e, &eo) {
+                // A report that leaves the program stuck (a lock held on the way back to user
+                // space, say) is not waited out to the program's timeout (90 s under TCG): once
+                // a report has been on the console a moment without an answer, the attempt ends.
+                let mut first_seen: Option<Instant> = None;
+                let mut last_look = Instant::now();
+                let mut give_up = |vm: &Vm| {
+                    if let Some(t) = first_seen {
+                        return t.elapsed() >= vm.scaled(REPORT_GRACE);
+                    }
+                    if last_look.elapsed() >= Duration::from_secs(1) {
+                        last_look = Instant::now();
+                        if monitor.seen(vm) {
+                            first_seen = Some(Instant::now());
+                        }
+                    }
+                    false
+                };
+                if let Err(e) = vm.exec_unless(id, e, &eo, &mut give_up) {
                     broken = Some(format!("{e:#}"));
                     break 'runs;
                 }

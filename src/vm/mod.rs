@@ -407,6 +407,16 @@ impl Vm {
     /// The next message from the active socket (before the handshake: from any socket; a socket
     /// that fails then is only given up on).
     fn recv(&mut self, deadline: Instant) -> anyhow::Result<(usize, GuestMsg)> {
+        self.recv_unless(deadline, &mut |_| false)
+    }
+
+    /// `recv` that gives up once `give_up` (asked about every 200 ms while nothing arrives)
+    /// says so.
+    fn recv_unless(
+        &mut self,
+        deadline: Instant,
+        give_up: &mut dyn FnMut(&Vm) -> bool,
+    ) -> anyhow::Result<(usize, GuestMsg)> {
         let Some(rx) = &self.rx else {
             bail!("the channel is not connected")
         };
@@ -435,6 +445,9 @@ impl Vm {
                     }
                     if Instant::now() >= deadline {
                         return Err(self.boot_failure("timed out waiting for the executor"));
+                    }
+                    if give_up(self) {
+                        bail!("vm{}: stopped waiting for the executor", self.index);
                     }
                 }
                 Err(RecvTimeoutError::Disconnected) => {
@@ -514,6 +527,19 @@ impl Vm {
         prog: &kfuzz_wire::ExecProg,
         opts: &kfuzz_wire::ExecOpts,
     ) -> anyhow::Result<kfuzz_wire::ExecResult> {
+        self.exec_unless(id, prog, opts, &mut |_| false)
+    }
+
+    /// `exec` that stops waiting for the result (an error) once `give_up` says so: a program
+    /// whose crash is already on the console (a report that leaves the guest stuck, say) need
+    /// not be waited out. The VM should not run more programs after that.
+    pub fn exec_unless(
+        &mut self,
+        id: u64,
+        prog: &kfuzz_wire::ExecProg,
+        opts: &kfuzz_wire::ExecOpts,
+        give_up: &mut dyn FnMut(&Vm) -> bool,
+    ) -> anyhow::Result<kfuzz_wire::ExecResult> {
         let msg = HostMsg::Exec {
             id,
             proc: 0,
@@ -521,7 +547,13 @@ impl Vm {
             opts: opts.clone(),
         };
         let wait = Duration::from_millis(opts.timeout_ms) + self.scaled(Duration::from_secs(10));
-        match self.request(&msg, wait)? {
+        let Some(chan) = self.chan.as_mut() else {
+            bail!("vm{}: not connected", self.index)
+        };
+        kfuzz_wire::write_msg(chan, &msg)
+            .with_context(|| format!("vm{}: sending to the executor", self.index))?;
+        let _ = chan.flush();
+        match self.recv_unless(Instant::now() + wait, give_up)?.1 {
             GuestMsg::ExecDone { mut result, .. } => {
                 proc::make_signal(&self.known, &mut result, opts.full_signal);
                 Ok(result)
