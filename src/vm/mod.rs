@@ -502,13 +502,23 @@ impl Vm {
     }
 
     fn request(&mut self, msg: &HostMsg, timeout: Duration) -> anyhow::Result<GuestMsg> {
+        self.request_unless(msg, timeout, &mut |_| false)
+    }
+
+    /// `request` whose wait for the answer ends early once `give_up` says so (`recv_unless`).
+    fn request_unless(
+        &mut self,
+        msg: &HostMsg,
+        timeout: Duration,
+        give_up: &mut dyn FnMut(&Vm) -> bool,
+    ) -> anyhow::Result<GuestMsg> {
         let Some(chan) = self.chan.as_mut() else {
             bail!("vm{}: not connected", self.index)
         };
         kfuzz_wire::write_msg(chan, msg)
             .with_context(|| format!("vm{}: sending to the executor", self.index))?;
         let _ = chan.flush();
-        Ok(self.recv(Instant::now() + timeout)?.1)
+        Ok(self.recv_unless(Instant::now() + timeout, give_up)?.1)
     }
 
     /// Runs `argv` in the guest.
@@ -547,13 +557,7 @@ impl Vm {
             opts: opts.clone(),
         };
         let wait = Duration::from_millis(opts.timeout_ms) + self.scaled(Duration::from_secs(10));
-        let Some(chan) = self.chan.as_mut() else {
-            bail!("vm{}: not connected", self.index)
-        };
-        kfuzz_wire::write_msg(chan, &msg)
-            .with_context(|| format!("vm{}: sending to the executor", self.index))?;
-        let _ = chan.flush();
-        match self.recv_unless(Instant::now() + wait, give_up)?.1 {
+        match self.request_unless(&msg, wait, give_up)? {
             GuestMsg::ExecDone { mut result, .. } => {
                 proc::make_signal(&self.known, &mut result, opts.full_signal);
                 Ok(result)
