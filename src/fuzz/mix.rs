@@ -1,5 +1,5 @@
-//! The work mix: what each kind of work (generation, mutation, comparison hints, triage
-//! re-runs, minimization, reproduction) costs in executions and earns in new signal, and the
+//! The work mix: what each kind of work (generation, mutation, smashing, comparison hints,
+//! triage re-runs, minimization, reproduction) costs in executions and earns in new signal, and the
 //! policy that steers the fuzzer's executions towards the kinds that pay. Pure counting and
 //! arithmetic: it never runs anything, and its decisions are functions of a snapshot.
 
@@ -16,6 +16,9 @@ pub enum WorkKind {
     Generate,
     /// A corpus program mutated.
     Mutate,
+    /// A program just added to the corpus mutated, before it joins the general pick: the
+    /// neighbourhood of what just found new signal (syzkaller's "smash").
+    Smash,
     /// A corpus program's comparison-operand run and the programs made from its hints.
     Hints,
     /// Re-runs of a program with new signal, to keep only the stable part (and candidates
@@ -29,9 +32,10 @@ pub enum WorkKind {
 }
 
 impl WorkKind {
-    pub const ALL: [WorkKind; 6] = [
+    pub const ALL: [WorkKind; KINDS] = [
         WorkKind::Generate,
         WorkKind::Mutate,
+        WorkKind::Smash,
         WorkKind::Hints,
         WorkKind::Triage,
         WorkKind::Minimize,
@@ -42,6 +46,7 @@ impl WorkKind {
         match self {
             WorkKind::Generate => "generate",
             WorkKind::Mutate => "mutate",
+            WorkKind::Smash => "smash",
             WorkKind::Hints => "hints",
             WorkKind::Triage => "triage",
             WorkKind::Minimize => "minimize",
@@ -54,10 +59,12 @@ impl WorkKind {
     }
 }
 
+const KINDS: usize = 7;
+
 /// Live counters, shared by every proc thread.
 #[derive(Default)]
 pub struct Mix {
-    kinds: [Counters; 6],
+    kinds: [Counters; KINDS],
     /// Snapshots taken every `WINDOW_STEP` executions, oldest first, the last
     /// `WINDOW_STEPS` of them: what `recent` measures from.
     marks: Mutex<VecDeque<MixSnapshot>>,
@@ -155,7 +162,7 @@ pub struct KindFigures {
 /// All kinds' figures at one moment: what the policy decides from.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MixSnapshot {
-    pub kinds: [KindFigures; 6],
+    pub kinds: [KindFigures; KINDS],
 }
 
 /// One line of the mix as printed and as JSON.
@@ -187,6 +194,12 @@ pub const GENERATE_MIN: f64 = 0.03;
 pub const GENERATE_MAX: f64 = 0.5;
 /// Executions of each of generation and mutation before their yields are compared.
 const GENERATE_WARMUP: u64 = 30;
+/// The chance that a mutation smashes a new corpus program (while one waits) rather than
+/// mutating one drawn from the whole corpus, before their yields are judged, and its bounds
+/// after.
+pub const SMASH_DEFAULT: f64 = 0.5;
+pub const SMASH_MIN: f64 = 0.2;
+pub const SMASH_MAX: f64 = 0.8;
 /// Minimization's share below which every call is tried.
 const MINIMIZE_FULL_SHARE: f64 = 0.15;
 
@@ -211,7 +224,8 @@ impl MixSnapshot {
     /// is a corpus): in proportion to the two yields of new signal per execution, between
     /// `GENERATE_MIN` and `GENERATE_MAX`; `GENERATE_DEFAULT` until both are judged.
     pub fn generate_chance(&self) -> f64 {
-        let (g, m) = (self.get(WorkKind::Generate), self.get(WorkKind::Mutate));
+        let g = self.get(WorkKind::Generate);
+        let m = self.mutation();
         if g.execs < GENERATE_WARMUP || m.execs < GENERATE_WARMUP {
             return GENERATE_DEFAULT;
         }
@@ -221,6 +235,34 @@ impl MixSnapshot {
             return GENERATE_DEFAULT;
         }
         (gy / (gy + my)).clamp(GENERATE_MIN, GENERATE_MAX)
+    }
+
+    /// Mutation and smashing together: corpus programs mutated.
+    fn mutation(&self) -> KindFigures {
+        let (m, s) = (self.get(WorkKind::Mutate), self.get(WorkKind::Smash));
+        KindFigures {
+            execs: m.execs + s.execs,
+            new_signal: m.new_signal + s.new_signal,
+            corpus_signal: m.corpus_signal + s.corpus_signal,
+            micros: m.micros + s.micros,
+        }
+    }
+
+    /// The chance that a mutation smashes a new corpus program (while one waits) rather than
+    /// mutating one drawn from the whole corpus: in proportion to the two yields of new
+    /// signal per execution, between `SMASH_MIN` and `SMASH_MAX`; `SMASH_DEFAULT` until both
+    /// are judged.
+    pub fn smash_chance(&self) -> f64 {
+        let (s, m) = (self.get(WorkKind::Smash), self.get(WorkKind::Mutate));
+        if s.execs < GENERATE_WARMUP || m.execs < GENERATE_WARMUP {
+            return SMASH_DEFAULT;
+        }
+        let sy = s.new_signal as f64 / s.execs as f64;
+        let my = m.new_signal as f64 / m.execs as f64;
+        if sy + my <= 0.0 {
+            return SMASH_DEFAULT;
+        }
+        (sy / (sy + my)).clamp(SMASH_MIN, SMASH_MAX)
     }
 
     /// Executions through the fuzzer (reproduction runs on VMs of its own).
@@ -243,11 +285,11 @@ impl MixSnapshot {
         f.corpus_signal as f64 / f.execs.max(1) as f64
     }
 
-    /// Stable corpus signal per execution of plain fuzzing (generation and mutation), with
-    /// the triage and minimization it caused charged to it in proportion: what an execution
-    /// spent elsewhere would buy.
+    /// Stable corpus signal per execution of plain fuzzing (generation, mutation, smashing),
+    /// with the triage and minimization it caused charged to it in proportion: what an
+    /// execution spent elsewhere would buy.
     pub fn fuzz_yield(&self) -> f64 {
-        let (g, m) = (self.get(WorkKind::Generate), self.get(WorkKind::Mutate));
+        let (g, m) = (self.get(WorkKind::Generate), self.mutation());
         (g.corpus_signal + m.corpus_signal) as f64 / (g.execs + m.execs).max(1) as f64
     }
 
@@ -482,6 +524,33 @@ mod tests {
         assert_eq!(mutation_pays.generate_chance(), GENERATE_MIN);
         let nothing = snap(&[(WorkKind::Generate, 100, 0), (WorkKind::Mutate, 1000, 0)]);
         assert_eq!(nothing.generate_chance(), GENERATE_DEFAULT);
+    }
+
+    #[test]
+    fn smashing_follows_its_yield_against_mutation_within_bounds() {
+        let early = snap(&[(WorkKind::Smash, 5, 100), (WorkKind::Mutate, 500, 10)]);
+        assert_eq!(early.smash_chance(), SMASH_DEFAULT);
+        let even = snap(&[(WorkKind::Smash, 100, 50), (WorkKind::Mutate, 1000, 500)]);
+        assert!((even.smash_chance() - 0.5).abs() < 1e-9);
+        let better = snap(&[(WorkKind::Smash, 100, 60), (WorkKind::Mutate, 1000, 200)]);
+        assert!((better.smash_chance() - 0.75).abs() < 1e-9);
+        let pays = snap(&[(WorkKind::Smash, 100, 500), (WorkKind::Mutate, 1000, 50)]);
+        assert_eq!(pays.smash_chance(), SMASH_MAX);
+        let idle = snap(&[(WorkKind::Smash, 100, 0), (WorkKind::Mutate, 1000, 500)]);
+        assert_eq!(
+            idle.smash_chance(),
+            SMASH_MIN,
+            "never nothing: new programs get a look"
+        );
+        let nothing = snap(&[(WorkKind::Smash, 100, 0), (WorkKind::Mutate, 1000, 0)]);
+        assert_eq!(nothing.smash_chance(), SMASH_DEFAULT);
+        // Generation is weighed against both kinds of mutation together.
+        let gen = snap(&[
+            (WorkKind::Generate, 100, 100),
+            (WorkKind::Mutate, 500, 250),
+            (WorkKind::Smash, 500, 750),
+        ]);
+        assert!((gen.generate_chance() - 0.5).abs() < 1e-9);
     }
 
     #[test]

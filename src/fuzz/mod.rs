@@ -149,6 +149,8 @@ struct State {
     /// Programs made from comparison hints, waiting for the mix to allow hints work (see
     /// `mix::MixSnapshot::room`).
     hint_progs: VecDeque<Prog>,
+    /// New corpus programs still to be smashed, newest last, each with its mutants left.
+    smash: VecDeque<(Prog, u32)>,
 }
 
 impl State {
@@ -701,10 +703,25 @@ impl Fuzzer {
     fn next_prog(&self, rng: &mut impl Rng) -> (Prog, WorkKind) {
         let t = &*self.opts.target;
         let ct = self.choice_table();
-        let pick = self.state.lock().ok().and_then(|s| {
-            let generate = self.mix.recent().generate_chance();
-            if s.corpus.is_empty() || self.opts.no_feedback || rng.gen_bool(generate) {
+        let pick = self.state.lock().ok().and_then(|mut s| {
+            let recent = self.mix.recent();
+            if s.corpus.is_empty()
+                || self.opts.no_feedback
+                || rng.gen_bool(recent.generate_chance())
+            {
                 return None;
+            }
+            let other = s.corpus[rng.gen_range(0..s.corpus.len())].prog.clone();
+            // The newest program waiting to be smashed, while smashing pays (see `mix`).
+            if !s.smash.is_empty() && rng.gen_bool(recent.smash_chance()) {
+                if let Some((p, left)) = s.smash.back_mut() {
+                    let p = p.clone();
+                    *left -= 1;
+                    if *left == 0 {
+                        s.smash.pop_back();
+                    }
+                    return Some((p, other, WorkKind::Smash));
+                }
             }
             // With `--patch`: an area first, by its weight, then a program in it.
             let area = self.opts.focus.as_ref().and_then(|_| {
@@ -726,16 +743,15 @@ impl Fuzzer {
                 }
                 x -= weight(e);
             }
-            let other = rng.gen_range(0..s.corpus.len());
-            Some((s.corpus[chosen].prog.clone(), s.corpus[other].prog.clone()))
+            Some((s.corpus[chosen].prog.clone(), other, WorkKind::Mutate))
         });
         match pick {
-            Some((p, other)) => {
+            Some((p, other, kind)) => {
                 let empty = ValuePool::default();
                 let pool = self.operands.read();
                 let pool = pool.as_deref().unwrap_or(&empty);
                 let m = mutate::mutate_with(t, &ct, rng, &p, &[other], pool);
-                (m, WorkKind::Mutate)
+                (m, kind)
             }
             None => {
                 let n = rng.gen_range(gen::RECOMMENDED_CALLS / 2..=gen::RECOMMENDED_CALLS);

@@ -1,6 +1,6 @@
 //! Triage and hints: a program with new signal is re-run to keep only its stable signal,
-//! cut and minimized while that signal stays, and added to the corpus; a new corpus program's
-//! comparison hints are tried when the work mix allows. Never decides how much of each kind of
+//! cut and minimized while that signal stays, and added to the corpus; a new corpus program is
+//! queued to be smashed, and its comparison hints are tried when the work mix allows. Never decides how much of each kind of
 //! work to do (that is `mix`), and never touches the VMs but through `Fuzzer::run_as`.
 
 use std::collections::HashSet;
@@ -24,6 +24,12 @@ const HINT_PROGRAMS: usize = 64;
 const HINT_CANDIDATES: usize = 256;
 /// Corpus programs waiting for their hints; the oldest give way.
 const HINTS_QUEUE: usize = 256;
+/// Mutants made of each new corpus program before it is left to the general pick (the newest
+/// program first; how often a mutation smashes rather than draws from the whole corpus is the
+/// mix's to say).
+const SMASH_MUTANTS: u32 = 32;
+/// New corpus programs waiting to be smashed; the oldest give way.
+const SMASH_QUEUE: usize = 64;
 
 impl Fuzzer {
     /// Re-runs a program to keep its stable signal, cuts the calls after the last one with new
@@ -223,6 +229,10 @@ impl Fuzzer {
         // A program new to the corpus (not one reloaded from disk) is worth its hints, when
         // their share of the executions allows (see `next_work`).
         if new.is_some() && !self.opts.no_feedback {
+            if s.smash.len() >= SMASH_QUEUE {
+                s.smash.pop_front();
+            }
+            s.smash.push_back((p.clone(), SMASH_MUTANTS));
             if s.hints_queue.len() >= HINTS_QUEUE {
                 s.hints_queue.pop_front();
             }
@@ -233,8 +243,10 @@ impl Fuzzer {
 
     /// Drops the calls after the last one with new stable signal (calls run one after the
     /// other, so no later call changes an earlier one's coverage; not so when threaded), then
-    /// tries the program without each other call, from the end, while the stable signal is
-    /// still produced, for as many calls as the mix allows.
+    /// tries the program without the other calls while the stable signal is still produced:
+    /// first all those the signal's calls do not need at once, then their producers one by
+    /// one, halving a group that cannot go (see `minimize::removal_chunks`), in as many runs
+    /// as the mix allows.
     fn minimize(
         &self,
         ctx: &Ctx,
@@ -260,17 +272,24 @@ impl Fuzzer {
             p.calls.truncate(last + 1);
             minimize::drop_dangling(t, &mut p);
         }
-        let removable: Vec<usize> = (0..p.calls.len())
-            .rev()
-            .filter(|i| !signal_calls.contains(i))
-            .collect();
-        let steps = self.mix.snapshot().minimize_steps(removable.len());
-        for i in removable.into_iter().take(steps) {
-            if p.calls.len() <= 1 {
+        let mut chunks = minimize::removal_chunks(t, &p, &signal_calls);
+        let removable = p.calls.len() - signal_calls.len();
+        let mut runs = self.mix.snapshot().minimize_steps(removable);
+        // Indices into `p` as it was after the cut; `best` is `p` without `gone`.
+        let mut gone: Vec<usize> = Vec::new();
+        let mut best = p.clone();
+        while runs > 0 {
+            let Some(chunk) = chunks.next_chunk() else {
                 break;
-            }
+            };
+            runs -= 1;
+            let mut without = gone.clone();
+            without.extend(&chunk);
             let mut q = p.clone();
-            minimize::remove_call(t, &mut q, i);
+            minimize::remove_calls(t, &mut q, &without);
+            if q.calls.is_empty() {
+                continue;
+            }
             let r = self
                 .run_as(ctx, WorkKind::Minimize, &q, &self.exec_opts(true, false))
                 .ok_or(())?;
@@ -280,12 +299,15 @@ impl Fuzzer {
                 .flat_map(|c| c.signal.iter().copied())
                 .collect();
             if stable.iter().all(|x| sig.contains(x)) {
-                p = q;
+                gone = without;
+                best = q;
                 let pcs: HashSet<u64> = r.new_pcs.iter().copied().collect();
                 stable_pcs.retain(|pc| pcs.contains(pc));
+            } else {
+                chunks.failed(chunk);
             }
         }
-        Ok(p)
+        Ok(best)
     }
 
     /// Runs corpus program `p` once collecting the kernel's comparisons, and queues the

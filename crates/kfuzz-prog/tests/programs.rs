@@ -263,3 +263,51 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn minimization_tries_unrelated_calls_at_once_then_producers_one_by_one_halving_what_fails() {
+    use kfuzz_prog::minimize::{needed_calls, removal_chunks, remove_calls};
+    let t = target();
+    let src = "r0 = open(&(0x20000000)='./file0\\x00', 0x42, 0x0)\n\
+               pipe(&(0x20000040)={<r1=>0xffffffffffffffff, 0xffffffffffffffff})\n\
+               r2 = shmget(0x5, 0x2000, 0x200, &(0x20001000/0x2000)=nil)\n\
+               write(r1, &(0x20000080)=\"00ff10\", 0x3)\n\
+               close(r0)\n\
+               shmat(r2, &(0x20001000/0x2000)=nil, 0x1000)\n";
+    let p = text::parse(&t, src).unwrap();
+    // Keeping the write needs the pipe that made its fd, and nothing else.
+    assert_eq!(needed_calls(&t, &p, &[3]), vec![1, 3]);
+    // Keeping shmat needs shmget.
+    assert_eq!(needed_calls(&t, &p, &[5]), vec![2, 5]);
+    assert_eq!(needed_calls(&t, &p, &[3, 5]), vec![1, 2, 3, 5]);
+
+    let mut c = removal_chunks(&t, &p, &[3]);
+    // First every call the write does not need, latest first, in one go; then the pipe.
+    assert_eq!(c.next_chunk(), Some(vec![5, 4, 2, 0]));
+    // Cannot go as a whole: its halves, then the pipe.
+    c.failed(vec![5, 4, 2, 0]);
+    assert_eq!(c.next_chunk(), Some(vec![5, 4]));
+    assert_eq!(c.next_chunk(), Some(vec![2, 0]));
+    c.failed(vec![2, 0]);
+    assert_eq!(c.next_chunk(), Some(vec![2]));
+    c.failed(vec![2]);
+    assert_eq!(c.next_chunk(), Some(vec![0]));
+    assert_eq!(c.next_chunk(), Some(vec![1]));
+    assert!(c.is_empty());
+    assert_eq!(c.next_chunk(), None);
+
+    // Removing a group at once leaves a valid program; uses of what it made fall back to
+    // plain values.
+    let mut q = p.clone();
+    remove_calls(&t, &mut q, &[2, 0]);
+    validate::validate(&t, &q).unwrap();
+    assert_eq!(
+        text::format(&t, &q),
+        "pipe(&(0x20000040)={<r0=>0xffffffffffffffff, 0xffffffffffffffff})\n\
+         write(r0, &(0x20000080)=\"00ff10\", 0x3)\n\
+         close(0xffffffffffffffff)\n\
+         shmat(0xffffffffffffffff, &(0x20001000/0x2000)=nil, 0x1000)\n"
+    );
+    // Nothing to drop when every call is kept.
+    assert!(removal_chunks(&t, &p, &[0, 1, 2, 3, 4, 5]).is_empty());
+}
