@@ -32,7 +32,7 @@ fn fuzzing_shm_grows_a_corpus_that_parses_and_reloads() {
             "--vms",
             "1",
             "--duration",
-            "120s",
+            "90s",
             "--workdir",
         ])
         .arg(&work)
@@ -86,7 +86,7 @@ fn fuzzing_shm_grows_a_corpus_that_parses_and_reloads() {
             "--vms",
             "1",
             "--duration",
-            "60s",
+            "45s",
             "--workdir",
         ])
         .arg(&work)

@@ -126,7 +126,10 @@ impl Stats {
 
 struct CorpusEntry {
     prog: Prog,
-    signal: usize,
+    /// Its chance to be picked for mutation: the stable signal it had in triage, all of it,
+    /// not only what was new then. (Weighing by the new signal alone gave the first programs
+    /// of a run, each new in thousands of edges, most of the picks for the rest of it.)
+    weight: usize,
     /// With `--patch`: where its coverage lies.
     area: focus::Area,
 }
@@ -732,7 +735,7 @@ impl Fuzzer {
                 focus::pick_area(&counts, rng.gen())
             });
             let in_area = |e: &CorpusEntry| area.is_none_or(|a| e.area == a);
-            let weight = |e: &CorpusEntry| if in_area(e) { e.signal.max(1) } else { 0 };
+            let weight = |e: &CorpusEntry| if in_area(e) { e.weight.max(1) } else { 0 };
             let total: usize = s.corpus.iter().map(weight).sum();
             let mut x = rng.gen_range(0..total.max(1));
             let mut chosen = 0;

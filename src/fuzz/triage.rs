@@ -87,6 +87,8 @@ impl Fuzzer {
             }
         }
         let mut stable = stable.unwrap_or_default();
+        // How much the program covers in all, new or not: its weight when mutation picks.
+        let weight = stable.len();
         let mut stable_pcs = stable_pcs.unwrap_or_default();
         if let Some(new) = &new {
             stable.retain(|s| new.contains(s));
@@ -208,7 +210,7 @@ impl Fuzzer {
         }
         s.corpus.push(CorpusEntry {
             prog: p.clone(),
-            signal: stable.len(),
+            weight,
             area,
         });
         self.live.added(&p, stable.len());

@@ -82,6 +82,17 @@ pub fn call_signal(
     }
 }
 
+/// Where x86_64 kernels keep their code: the kernel text mapping and the modules area
+/// (Documentation/arch/x86/x86_64/mm.rst), from `__START_KERNEL_map` up to the fixmap.
+pub const KERNEL_TEXT: std::ops::Range<u64> = 0xffff_ffff_8000_0000..0xffff_ffff_ff00_0000;
+
+/// Whether `pc` can be a PC KCOV recorded. KCOV's buffer is ordinary memory of the process
+/// that runs the programs, and a fuzzed call can write over it (its count word above all):
+/// what it then holds is not coverage, and once thousands of such words counted as new PCs.
+pub fn is_kernel_pc(pc: u64) -> bool {
+    KERNEL_TEXT.contains(&pc)
+}
+
 /// The PCs of one call as they travel: little-endian u64s, copied in bulk.
 pub fn pcs_to_bytes(pcs: &[u64]) -> Vec<u8> {
     let mut out = Vec::with_capacity(pcs.len() * 8);
@@ -110,6 +121,8 @@ pub struct Known {
     signal: FastSet<u32>,
     pcs: FastSet<u64>,
     scratch: FastSet<u64>,
+    /// Words results carried as PCs that are not kernel code (see `is_kernel_pc`), dropped.
+    pub not_pcs: u64,
 }
 
 impl Known {
@@ -120,13 +133,17 @@ impl Known {
 
     /// Fills each executed call's `signal` and `cover` from its raw PCs (which it empties) and
     /// the result's `new_pcs`: edges and PCs not reported before, or all of them with `full`.
+    /// Words that cannot be kernel PCs are dropped first.
     pub fn process(&mut self, r: &mut crate::ExecResult, full: bool) {
         let mut new_pcs: Vec<u64> = Vec::new();
         for c in &mut r.calls {
             if c.pcs.is_empty() {
                 continue;
             }
-            let pcs = pcs_from_bytes(&std::mem::take(&mut c.pcs));
+            let mut pcs = pcs_from_bytes(&std::mem::take(&mut c.pcs));
+            let before = pcs.len();
+            pcs.retain(|pc| is_kernel_pc(*pc));
+            self.not_pcs += (before - pcs.len()) as u64;
             let s = call_signal(&pcs, &mut self.signal, full, &mut self.scratch);
             c.signal = s.signal;
             c.cover = s.cover;
@@ -162,6 +179,37 @@ mod tests {
             call_signal(&pcs, &mut seen, true, &mut scratch).signal,
             first.signal
         );
+    }
+
+    #[test]
+    fn words_that_are_not_kernel_code_are_not_coverage() {
+        let real = 0xffff_ffff_8123_4560u64;
+        // What a program may leave in KCOV's buffer: its own data, user addresses, a kernel
+        // data pointer (the direct map), zero.
+        let junk = [
+            0x4141_4141_4141_4141u64,
+            0x2000_0040,
+            0xffff_8880_0123_4000,
+            0,
+        ];
+        let mut pcs = vec![real];
+        pcs.extend(junk);
+        let mut r = crate::ExecResult {
+            calls: vec![crate::CallResult {
+                executed: true,
+                pcs: pcs_to_bytes(&pcs),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let mut k = Known::default();
+        k.process(&mut r, false);
+        assert_eq!(r.new_pcs, vec![real]);
+        assert_eq!(r.calls[0].cover, 1);
+        assert_eq!(r.calls[0].signal.len(), 1);
+        assert_eq!(k.not_pcs, junk.len() as u64);
+        assert!(is_kernel_pc(0xffff_ffff_a000_1234), "modules");
+        assert!(!is_kernel_pc(0xffff_ffff_ff60_0000), "vsyscall page");
     }
 
     #[test]
