@@ -189,3 +189,46 @@ fn a_syzkaller_program_at_its_own_data_addresses_runs_with_its_calls_succeeding(
         .success();
     assert!(ok, "gcc failed on {}", c.display());
 }
+
+/// Small fd numbers are what mutation draws; none of them may be the runner's own.
+const SMALL_FDS: &str = "write(0x3, &(0x20000000)='x', 0x1)
+write(0x4, &(0x20000000)='x', 0x1)
+close(0x3)
+close(0x4)
+close(0x5)
+close(0x6)
+close(0x7)
+close(0x8)
+";
+
+#[test]
+fn programs_cannot_reach_the_runners_own_fds() {
+    let (tmp, tree) = common::private_test_tree();
+    let small = tmp.path().join("small-fds.syz");
+    std::fs::write(&small, SMALL_FDS).unwrap();
+    let after = tmp.path().join("after.syz");
+    std::fs::write(&after, BLOCKING).unwrap();
+    // The runner's pipes and KCOV handles once sat at 3..8: writing into the done pipe or
+    // closing them broke the runner or its coverage. Now they are not there to hit, and the
+    // next program runs on the same runner with its coverage.
+    let out = kfuzz()
+        .args(["execprog", "--message-format", "json"])
+        .args([&small, &after])
+        .current_dir(&tree)
+        .timeout(Duration::from_secs(600))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let runs = executed(&out);
+    assert_eq!(runs.len(), 2, "{}", stdout_of(&out));
+    for c in runs[0]["calls"].as_array().unwrap() {
+        assert_eq!(c["errno"], 9, "EBADF: no fd there: {}", runs[0]);
+    }
+    let calls = runs[1]["calls"].as_array().unwrap();
+    assert_eq!(calls[0]["errno"], 0, "{}", runs[1]);
+    assert!(
+        calls.iter().all(|c| c["cover"].as_u64().unwrap() > 0),
+        "{}",
+        runs[1]
+    );
+}

@@ -141,9 +141,9 @@ impl Child {
     /// the executor starts a new runner.
     pub(crate) fn serve(mut self, cmd: std::fs::File, done: std::fs::File, dir: &str) -> i32 {
         use std::os::fd::{FromRawFd, IntoRawFd};
-        // Our fds at 3.. with no holes, everything else closed: after a program, every fd from
-        // `first_free` on is the program's.
-        let mut next = 3;
+        // Our fds at `OWN_FDS`.. with no holes, everything else closed: after a program, every
+        // fd from 3 up to ours and from `first_free` on is the program's.
+        let mut next = OWN_FDS;
         let mut keep = |fd: libc::c_int| {
             let to = next;
             next += 1;
@@ -162,7 +162,7 @@ impl Child {
             pseudo::reserve_tap_fd(keep(null.into_raw_fd()));
         }
         let first_free = next as libc::c_uint;
-        close_from(first_free);
+        close_programs_fds(first_free);
         // SAFETY: the fds were dup2'ed above and are owned by these Files alone.
         let (cmd, mut done) = unsafe {
             (
@@ -203,7 +203,7 @@ impl Child {
                 }
             } else {
                 self.run_here(&prog, opts.call_timeout_ms, dir, &mut persistent);
-                close_from(first_free);
+                close_programs_fds(first_free);
             }
             pseudo::after_program(&prog, dir);
             persistent.temp.clean(dir);
@@ -441,6 +441,25 @@ impl Leftovers {
 }
 
 /// Closes every fd from `first` on.
+/// Where the runner keeps its own fds (the command and done pipes, the KCOV handles): far above
+/// the numbers programs use. A mutated fd is a small number, and at 3..7 the runner's fds were
+/// there to be hit: a program could write into the done pipe, read the next command, or map
+/// KCOV's buffer over its data area (and its arguments then over KCOV's count).
+const OWN_FDS: libc::c_int = 200;
+
+/// Closes every fd but 0-2 and the runner's own (`OWN_FDS` up to `first_free`).
+fn close_programs_fds(first_free: libc::c_uint) {
+    // SAFETY: close_range(2) on numbers below ours; the fallback closes them one by one.
+    unsafe {
+        if libc::syscall(libc::SYS_close_range, 3u32, OWN_FDS as u32 - 1, 0) != 0 {
+            for fd in 3..OWN_FDS {
+                libc::close(fd);
+            }
+        }
+    }
+    close_from(first_free);
+}
+
 fn close_from(first: libc::c_uint) {
     // SAFETY: close_range(2) (Linux 5.9+) on fds we no longer want; the fallback closes them
     // one by one.
