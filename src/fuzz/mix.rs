@@ -225,16 +225,13 @@ impl MixSnapshot {
     /// `GENERATE_MIN` and `GENERATE_MAX`; `GENERATE_DEFAULT` until both are judged.
     pub fn generate_chance(&self) -> f64 {
         let g = self.get(WorkKind::Generate);
-        let m = self.mutation();
-        if g.execs < GENERATE_WARMUP || m.execs < GENERATE_WARMUP {
-            return GENERATE_DEFAULT;
-        }
-        let gy = g.new_signal as f64 / g.execs as f64;
-        let my = m.new_signal as f64 / m.execs as f64;
-        if gy + my <= 0.0 {
-            return GENERATE_DEFAULT;
-        }
-        (gy / (gy + my)).clamp(GENERATE_MIN, GENERATE_MAX)
+        yield_share(
+            g,
+            self.mutation(),
+            GENERATE_DEFAULT,
+            GENERATE_MIN,
+            GENERATE_MAX,
+        )
     }
 
     /// Mutation and smashing together: corpus programs mutated.
@@ -254,15 +251,7 @@ impl MixSnapshot {
     /// are judged.
     pub fn smash_chance(&self) -> f64 {
         let (s, m) = (self.get(WorkKind::Smash), self.get(WorkKind::Mutate));
-        if s.execs < GENERATE_WARMUP || m.execs < GENERATE_WARMUP {
-            return SMASH_DEFAULT;
-        }
-        let sy = s.new_signal as f64 / s.execs as f64;
-        let my = m.new_signal as f64 / m.execs as f64;
-        if sy + my <= 0.0 {
-            return SMASH_DEFAULT;
-        }
-        (sy / (sy + my)).clamp(SMASH_MIN, SMASH_MAX)
+        yield_share(s, m, SMASH_DEFAULT, SMASH_MIN, SMASH_MAX)
     }
 
     /// Executions through the fuzzer (reproduction runs on VMs of its own).
@@ -369,6 +358,21 @@ impl MixSnapshot {
             })
             .collect()
     }
+}
+
+/// `a`'s share of the two yields of new signal per execution, `a`'s and `b`'s, within
+/// `min..=max`; `default` until both have `GENERATE_WARMUP` executions, or while neither finds
+/// anything.
+fn yield_share(a: KindFigures, b: KindFigures, default: f64, min: f64, max: f64) -> f64 {
+    if a.execs < GENERATE_WARMUP || b.execs < GENERATE_WARMUP {
+        return default;
+    }
+    let ay = a.new_signal as f64 / a.execs as f64;
+    let by = b.new_signal as f64 / b.execs as f64;
+    if ay + by <= 0.0 {
+        return default;
+    }
+    (ay / (ay + by)).clamp(min, max)
 }
 
 /// The mix as lines for people, one per kind that did anything: execs, share, new signal,
