@@ -31,7 +31,7 @@ pub fn mutate_with(
     pool: &ValuePool,
 ) -> Prog {
     let mut p = p.clone();
-    let mut changed = false;
+    let mut changed = grow(target, ct, rng, &mut p);
     for _ in 0..20 {
         // Programs grow towards `RECOMMENDED_CALLS` (see there): calls are inserted more often
         // while a program is shorter, removed more often once it is longer. About three
@@ -56,6 +56,28 @@ pub fn mutate_with(
         p = gen::generate(target, ct, rng, 3);
     }
     p
+}
+
+/// A program under half of `RECOMMENDED_CALLS` (a freshly minimized corpus program, mostly)
+/// first gets up to the calls it lacks of that half, a random number of them: one or two
+/// inserts per mutant would keep the mutants of a minimized corpus short, and a short program
+/// spends most of its execution in the executor's own work rather than in the kernel. The
+/// corpus program itself stays as minimization left it.
+fn grow(target: &Target, ct: &ChoiceTable, rng: &mut impl Rng, p: &mut Prog) -> bool {
+    let half = RECOMMENDED_CALLS / 2;
+    if p.calls.len() >= half {
+        return false;
+    }
+    // An inserted call brings the producers of its resources along: count calls, not inserts.
+    let to = rng.gen_range(p.calls.len()..=half);
+    let mut changed = false;
+    for _ in 0..half {
+        if p.calls.len() >= to {
+            break;
+        }
+        changed |= insert_call(target, ct, rng, p);
+    }
+    changed
 }
 
 pub fn insert_call(target: &Target, ct: &ChoiceTable, rng: &mut impl Rng, p: &mut Prog) -> bool {

@@ -281,3 +281,42 @@ fn programs_grow_towards_the_recommended_length_and_stay_within_the_limit() {
         .count();
     assert!(reached >= 6, "longest program per chain: {grown:?}");
 }
+
+/// A mutant of a short program (a minimized corpus program) gets up to half of
+/// `RECOMMENDED_CALLS`, a random share of what it lacks; a program already past half grows by
+/// about one call at a time, as before.
+#[test]
+fn mutants_of_short_programs_grow_towards_half_the_recommended_length_at_once() {
+    use kfuzz_prog::gen::{generate, RECOMMENDED_CALLS};
+    let t = linux_target();
+    let all: Vec<usize> = (0..t.syscalls.len()).collect();
+    let ct = ChoiceTable::new(&t, &all);
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(11);
+    let half = RECOMMENDED_CALLS / 2;
+    let mean_mutant = |rng: &mut rand::rngs::SmallRng, p: &kfuzz_prog::prog::Prog| {
+        let n = 300;
+        let mut total = 0;
+        for i in 0..n {
+            let m = mutate::mutate(&t, &ct, rng, p, &[]);
+            check_valid(&t, &m, &format!("mutant {i}"));
+            total += m.calls.len();
+        }
+        total as f64 / n as f64
+    };
+    let short = generate(&t, &ct, &mut rng, 2);
+    let len = short.calls.len() as f64;
+    let grown = mean_mutant(&mut rng, &short);
+    // Half the gap on average from growing, about one more from the mutation itself.
+    let expected = len + (half as f64 - len) / 2.0;
+    assert!(
+        grown > expected - 1.5 && grown < expected + 4.0,
+        "{len} calls grew to {grown:.1} on average, expected about {expected:.1}"
+    );
+    let long = generate(&t, &ct, &mut rng, 20);
+    let len = long.calls.len() as f64;
+    let mean = mean_mutant(&mut rng, &long);
+    assert!(
+        (mean - len).abs() < 3.0,
+        "{len} calls became {mean:.1} on average"
+    );
+}
