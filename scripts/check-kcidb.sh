@@ -3,7 +3,7 @@
 # KernelCI's kcidb-io Python package: the exact schema version the file claims (v5.3), and
 # the latest one the package knows. Optional, not run in CI (it needs Python and, unless
 # KCIDB_IO points at a copy, the network). Our CI validates against our own subset of the
-# schema instead (tests/fixtures/kcidb/, tests/ci_report.rs).
+# schema instead (tests/fixtures/kcidb/, tests/integration/ci_report.rs).
 #
 #   scripts/check-kcidb.sh FILE
 #
@@ -13,7 +13,7 @@
 #   a shallow clone of https://github.com/kernelci/kcidb-io.
 # Needs python3 with jsonschema (Debian: apt-get install python3-jsonschema).
 #
-# A sample to try: `cargo test --release --test ci_report` writes target/tmp/kcidb-sample.json.
+# A sample to try: `cargo test --release --test integration ci_report` writes target/tmp/kcidb-sample.json.
 set -eu
 if [ $# -ne 1 ]; then
     echo "usage: $0 FILE" >&2

@@ -374,7 +374,7 @@ mod tests {
         assert!(missing_syscalls(&tree, ["madvise"]).unwrap().is_empty());
     }
 
-    /// Debian's linux-source-6.12, when the tests have unpacked it (see tests/common).
+    /// Debian's linux-source-6.12, when the tests have unpacked it (see tests/integration/common.rs).
     fn real_tree() -> Option<PathBuf> {
         let home = std::env::var_os("HOME")?;
         let t = PathBuf::from(home).join(".cache/kfuzz/linux-source-6.12");

@@ -2,7 +2,7 @@
 //! (`KASAN: slab-use-after-free Read in shm_lock`) that groups crashes, alternative titles, its
 //! kind, and whether it is too damaged to trust. Pure text processing, no I/O; judged against
 //! real console logs in `tests/fixtures/reports/` and against syzkaller's own test logs
-//! (`tests/report_agreement.rs`).
+//! (`tests/integration/report_agreement.rs`).
 //!
 //! The pieces: `console` takes a line apart, `extent` finds a report's lines, `formats` is the
 //! table of known reports, `frames`, `skip` and `stack` choose the function a title names, `title`

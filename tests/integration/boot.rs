@@ -1,6 +1,6 @@
 //! `kfuzz boot` on the shared test kernel: real QEMU, real guest, real KCOV.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -1,6 +1,6 @@
 //! `kfuzz build` on the real linux-source-6.12 tree.
 
-mod common;
+use crate::common;
 
 use common::{kfuzz, stderr_of, stdout_of, tree_view};
 

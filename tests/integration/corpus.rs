@@ -1,7 +1,7 @@
 //! `kfuzz corpus import|minimize|export` on the test tree's descriptions: which programs are
 //! kept and why the others are not, the minimized set, the committed regression corpus.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -1,7 +1,7 @@
 //! `kfuzz crashes` on work dirs that are not what they seem: a misspelt `--workdir`, and crash
 //! folders holding a directory where a reproducer file belongs.
 
-mod common;
+use crate::common;
 
 use common::{kfuzz, stderr_of, stdout_of};
 

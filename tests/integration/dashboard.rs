@@ -3,7 +3,7 @@
 //! links that work, a coverage page marking a line the run reached. Then `kfuzz cover --html
 //! --json` on the run's corpus: the same line marked, the JSON figures those of the HTML.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, Read, Write};
 use std::path::Path;

@@ -4,7 +4,7 @@
 //! disabled alone with its reason, the other architecture's file not loaded; generated
 //! programs read back as written.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

@@ -1,7 +1,7 @@
 //! Our descriptions against the real test tree: constants from its headers, numbers from its
 //! syscall table, and the program tools on top.
 
-mod common;
+use crate::common;
 
 use common::{kfuzz, stderr_of, stdout_of};
 

@@ -2,7 +2,7 @@
 //! commits, a tag, a branch), with kfuzz's cache in a temporary folder; then `syzkaller@REV` in
 //! `--descriptions` and kfuzz.toml on a tiny tree that needs no kernel build.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

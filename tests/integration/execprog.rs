@@ -1,7 +1,7 @@
 //! `kfuzz execprog` on the real test kernel: per-call results, the executor's modes (a blocking
 //! call interrupted, or left behind in threaded mode), coverage output, and a real crash.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! stops answering, a guest that floods its console, and a disk that fills up. The guest faults
 //! are real: LKDTM's HARDLOCKUP and sysrq task dumps (tests/fixtures/faults/faults.txt).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::io::BufRead;

@@ -3,7 +3,7 @@
 //! never name an input, shared files get the user's umask, and a mistyped work dir is an error.
 //! None of these needs a kernel tree or a VM: the checks come before any of that.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! `kfuzz run` on the real test kernel: a corpus that grows and survives, and crashes from LKDTM
-//! (`kill -9` and other faults: tests/faults.rs).
+//! (`kill -9` and other faults: faults.rs).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

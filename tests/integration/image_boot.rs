@@ -3,7 +3,7 @@
 //! image the tests build once (`ip` from the image, a short `kfuzz run`). Each image is hashed
 //! before and after: VMs write only to their own copy-on-write layer.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! is Fresh, a failed build that leaves no image, and the clear errors of a user who can build
 //! nothing without root.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -6,7 +6,7 @@
 //! for this, keeps a connection open after a response it could not finish, so it cannot show a
 //! client a connection that drops halfway.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};

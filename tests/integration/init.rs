@@ -1,6 +1,6 @@
 //! `kfuzz init` on the real kernel tree.
 
-mod common;
+use crate::common;
 
 use common::{kfuzz, stderr_of, tree_view};
 

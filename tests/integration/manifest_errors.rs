@@ -1,7 +1,7 @@
 //! kfuzz.toml mistakes as every command that reads the manifest reports them: on a skeleton
 //! kernel tree (a Makefile, a Kconfig and arch/), since each fails before touching the kernel.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

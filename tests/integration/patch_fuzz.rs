@@ -3,7 +3,7 @@
 //! a sysctl, which no shm* call reaches). The run follows them line by line: the first is
 //! reported reached, the second listed as never reached.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! become KCOV PCs inside the functions they are in, and a set of PCs reports exactly the
 //! lines it reaches. Needs the shared test kernel (built with DWARF); boots nothing.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::Path;

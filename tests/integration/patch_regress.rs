@@ -2,7 +2,7 @@
 //! line, and only unchanged code counts against the lost-coverage threshold. The patched
 //! kernel is the test kernel with ipc/shm.c changed (`common::patched_kernel`).
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

@@ -2,7 +2,7 @@
 //! `kfuzz syscalls` names the option from the tree and the build's .config, and `kfuzz run`
 //! finds the call missing in the guest, says why, and fuzzes the others.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

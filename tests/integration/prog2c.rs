@@ -1,7 +1,7 @@
 //! `kfuzz prog2c`: every test program becomes C that gcc compiles without a warning, and a few
 //! of them, run in the guest, give the same per-call results as `kfuzz execprog`.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

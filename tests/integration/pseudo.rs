@@ -4,7 +4,7 @@
 //! The descriptions are a file of the test's own, declaring the calls as syzkaller does. Calls
 //! that need a driver (tun, loop) use the test kernel's CONFIG_TUN and CONFIG_BLK_DEV_LOOP.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

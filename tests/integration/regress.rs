@@ -2,7 +2,7 @@
 //! JUnit report, a saved reproducer that still crashes is "still broken", and a corpus
 //! program that crashes is a new crash (exit 1, the JUnit testcase failed with its title).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Output;

@@ -4,7 +4,7 @@
 //! warns in `ksys_shmctl`'s SHM_INFO path (titled "WARNING in shmctl"), which the baseline does
 //! not.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;

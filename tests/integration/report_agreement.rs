@@ -8,7 +8,7 @@
 //! git -C <syzkaller checkout> archive HEAD pkg/report/testdata/linux/report \
 //!     | tar -x -C ~/.cache/kfuzz/syzkaller-reports
 //! KFUZZ_SYZKALLER_REPORTS=~/.cache/kfuzz/syzkaller-reports/pkg/report/testdata/linux/report \
-//!     cargo test --release --test report_agreement -- --ignored --nocapture
+//!     cargo test --release --test integration report_agreement -- --ignored --nocapture
 //! ```
 
 use std::collections::BTreeMap;

@@ -1,7 +1,7 @@
 //! `kfuzz repro` with LKDTM on the real test kernel: a crash found by `kfuzz run` becomes a
 //! minimized syz and C reproducer, and a culprit hidden behind innocent programs is found.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

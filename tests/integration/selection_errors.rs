@@ -2,7 +2,7 @@
 //! and kfuzz.toml's `syscalls`/`disable` (named with their line), empty selections, and globs
 //! long enough to be slow or deep. One tree view, used under a lock, one manifest at a time.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

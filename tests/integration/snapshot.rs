@@ -2,7 +2,7 @@
 //! snapshot of a freshly booted VM, which marks its console and carries nothing of the crash;
 //! a snapshot that cannot be restored leads to a boot, with a notice, and is made again.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

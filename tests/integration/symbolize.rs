@@ -2,7 +2,7 @@
 //! report, its frames rewritten to this build's sizes, gets `file:line` for each frame, through
 //! the library and through `kfuzz report --json`.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
