@@ -59,19 +59,18 @@ pub fn mutate_with(
 }
 
 /// A program under half of `RECOMMENDED_CALLS` (a freshly minimized corpus program, mostly)
-/// first gets up to the calls it lacks of that half, a random number of them: one or two
-/// inserts per mutant would keep the mutants of a minimized corpus short, and a short program
-/// spends most of its execution in the executor's own work rather than in the kernel. The
-/// corpus program itself stays as minimization left it.
+/// first grows to a random length between its own and `RECOMMENDED_CALLS`: one or two inserts
+/// per mutant would keep the mutants of a minimized corpus short, and a short program spends
+/// most of its execution in the executor's own work rather than in the kernel. The corpus
+/// program itself stays as minimization left it.
 fn grow(target: &Target, ct: &ChoiceTable, rng: &mut impl Rng, p: &mut Prog) -> bool {
-    let half = RECOMMENDED_CALLS / 2;
-    if p.calls.len() >= half {
+    if p.calls.len() >= RECOMMENDED_CALLS / 2 {
         return false;
     }
     // An inserted call brings the producers of its resources along: count calls, not inserts.
-    let to = rng.gen_range(p.calls.len()..=half);
+    let to = rng.gen_range(p.calls.len()..=RECOMMENDED_CALLS);
     let mut changed = false;
-    for _ in 0..half {
+    for _ in 0..RECOMMENDED_CALLS {
         if p.calls.len() >= to {
             break;
         }

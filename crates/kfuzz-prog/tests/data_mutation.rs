@@ -282,17 +282,16 @@ fn programs_grow_towards_the_recommended_length_and_stay_within_the_limit() {
     assert!(reached >= 6, "longest program per chain: {grown:?}");
 }
 
-/// A mutant of a short program (a minimized corpus program) gets up to half of
-/// `RECOMMENDED_CALLS`, a random share of what it lacks; a program already past half grows by
-/// about one call at a time, as before.
+/// A mutant of a program under half of `RECOMMENDED_CALLS` (a minimized corpus program) gets a
+/// random share of the calls it lacks of `RECOMMENDED_CALLS`; a program already past half grows
+/// or shrinks by about one call at a time, as before.
 #[test]
-fn mutants_of_short_programs_grow_towards_half_the_recommended_length_at_once() {
+fn mutants_of_short_programs_grow_towards_the_recommended_length_at_once() {
     use kfuzz_prog::gen::{generate, RECOMMENDED_CALLS};
     let t = linux_target();
     let all: Vec<usize> = (0..t.syscalls.len()).collect();
     let ct = ChoiceTable::new(&t, &all);
     let mut rng = rand::rngs::SmallRng::seed_from_u64(11);
-    let half = RECOMMENDED_CALLS / 2;
     let mean_mutant = |rng: &mut rand::rngs::SmallRng, p: &kfuzz_prog::prog::Prog| {
         let n = 300;
         let mut total = 0;
@@ -307,12 +306,12 @@ fn mutants_of_short_programs_grow_towards_half_the_recommended_length_at_once() 
     let len = short.calls.len() as f64;
     let grown = mean_mutant(&mut rng, &short);
     // Half the gap on average from growing, about one more from the mutation itself.
-    let expected = len + (half as f64 - len) / 2.0;
+    let expected = len + (RECOMMENDED_CALLS as f64 - len) / 2.0;
     assert!(
         grown > expected - 1.5 && grown < expected + 4.0,
         "{len} calls grew to {grown:.1} on average, expected about {expected:.1}"
     );
-    let long = generate(&t, &ct, &mut rng, 20);
+    let long = generate(&t, &ct, &mut rng, RECOMMENDED_CALLS);
     let len = long.calls.len() as f64;
     let mean = mean_mutant(&mut rng, &long);
     assert!(
